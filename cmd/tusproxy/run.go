@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kinescope-tools/tusproxy/config"
+	"github.com/kinescope-tools/tusproxy/proxy"
+	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
+	"github.com/kinescope-tools/tusproxy/proxy/state"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// errUsage means the problem was already explained on stderr.
+var errUsage = errors.New("usage")
+
+const usage = `tusproxy: a tus 1.0.0 reverse proxy for Kinescope uploads
+
+Usage:
+  tusproxy serve [flags]     run the proxy (needs KINESCOPE_API_TOKEN and KINESCOPE_PARENT_ID)
+  tusproxy dev [flags]       proxy + Kinescope emulator in one process, no token needed
+  tusproxy emulator [flags]  the Kinescope uploader emulator alone
+  tusproxy version           print the version
+
+Every flag is also an environment variable; run "tusproxy <command> -h" to list them.
+`
+
+// run is the whole program; main only wires it to the process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "serve", "dev", "emulator":
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "tusproxy", version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "tusproxy: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+	cfg, err := config.Load(config.Command(cmd), args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		// One line per problem, each naming the flag and the variable.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(stderr, "tusproxy: "+line)
+		}
+		return errUsage
+	}
+	logger := newLogger(cfg, stderr)
+	switch cmd {
+	case "emulator":
+		return runEmulator(ctx, cfg, logger, stdout)
+	case "dev":
+		return runDev(ctx, cfg, logger, stdout)
+	default:
+		return serve(ctx, cfg, logger, func(net.Addr) {})
+	}
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// newServer is the http.Server every listener of tusproxy uses.
+// ReadTimeout and WriteTimeout stay 0: an upload body may stream for hours.
+func newServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// serve runs the proxy until ctx is done, then shuts down gracefully:
+// PATCHes in flight may finish within the shutdown timeout; after it they
+// are stopped, their offsets recorded, and the process exits 0.
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, onListen func(net.Addr)) error {
+	store, err := state.Open(cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	svc, err := proxy.New(cfg, proxy.Deps{Store: store, Logger: logger})
+	if err != nil {
+		return err
+	}
+	// Bind before serving, so a taken port is an error at start.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := newServer(svc, logger)
+	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSweep()
+	go svc.Run(sweepCtx)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("tusproxy listening", slog.String("addr", ln.Addr().String()), slog.String("version", version),
+		slog.String("config", cfg.String()))
+	onListen(ln.Addr())
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Time is up: stop the PATCHes still streaming. Each records what
+		// the upstream kept and answers 503, which needs a moment more.
+		logger.Warn("shutdown timeout reached; stopping uploads in flight")
+		svc.Abort()
+		drainCtx, cancelDrain := context.WithTimeout(context.Background(), cfg.UpstreamTimeout+5*time.Second)
+		defer cancelDrain()
+		if err := srv.Shutdown(drainCtx); err != nil {
+			_ = srv.Close()
+		}
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// runEmulator serves the Kinescope emulator alone.
+func runEmulator(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
+	emu, err := kinescopetest.New(kinescopetest.Options{Token: cfg.EmulatorToken, Dir: cfg.EmulatorDir, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	ln, err := net.Listen("tcp", cfg.EmulatorListen)
+	if err != nil {
+		return err
+	}
+	srv := newServer(emu, logger)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "Kinescope emulator listening on http://%s (init: http://%s/v2/init)\n", ln.Addr(), ln.Addr())
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	return nil
+}
+
+// runDev runs the emulator and the proxy in one process: a working tus
+// endpoint on a fresh machine, with no Kinescope account.
+func runDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
+	emu, err := kinescopetest.New(kinescopetest.Options{Token: cfg.EmulatorToken, Dir: cfg.EmulatorDir, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	ln, err := net.Listen("tcp", cfg.EmulatorListen)
+	if err != nil {
+		return err
+	}
+	emuSrv := newServer(emu, logger)
+	go func() { _ = emuSrv.Serve(ln) }()
+	defer emuSrv.Close()
+	emuURL := "http://" + ln.Addr().String()
+	cfg.InitURL = emuURL + "/v2/init"
+	if cfg.APIToken == "" {
+		cfg.APIToken = cfg.EmulatorToken
+	}
+	return serve(ctx, cfg, logger, func(addr net.Addr) {
+		base := cfg.PublicURL
+		if base == "" {
+			base = "http://" + displayAddr(addr)
+		}
+		fmt.Fprintf(stdout, `
+tusproxy dev is running (Kinescope emulator: %s).
+
+  Upload with any tus client to:  %s%s
+  Seed flow (endpoint answered):  %s%s
+  Uploads the emulator received:  %s/v2/emulator/videos
+
+Try it:
+  head -c 5000000 /dev/urandom > /tmp/video.bin
+  curl -si -X POST %s%s -H 'Tus-Resumable: 1.0.0' -H 'Upload-Length: 5000000' \
+    -H "Upload-Metadata: filename $(printf video.bin | base64)"
+  curl -si -X PATCH <Location from above> -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+    -H 'Content-Type: application/offset+octet-stream' --data-binary @/tmp/video.bin
+
+`, emuURL, base, cfg.BasePath, base, cfg.SeedPath, emuURL, base, cfg.BasePath)
+	})
+}
+
+// displayAddr turns a wildcard listen address into one a browser can open.
+func displayAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// bodyReader is a client's request body on its way to the upstream. Unlike
+// tusd's body reader it reports every failure (a vanished client, a lock
+// take-over, a shutdown) as an error, so the upstream request is cut short
+// and the caller knows to ask the upstream what it kept. Read is called from
+// the HTTP transport's goroutine; interrupt from any goroutine.
+type bodyReader struct {
+	src  io.Reader
+	rc   *http.ResponseController
+	info *requestInfo
+
+	stop atomic.Pointer[Error] // why the service stopped reading, if it did
+
+	mu  sync.Mutex
+	err error // first read failure of the client's body
+}
+
+func newBodyReader(w http.ResponseWriter, r *http.Request) *bodyReader {
+	return &bodyReader{src: r.Body, rc: http.NewResponseController(w), info: infoFrom(r)}
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if stop := b.stop.Load(); stop != nil {
+		return 0, stop
+	}
+	n, err := b.src.Read(p)
+	if n > 0 && b.info != nil {
+		b.info.bytesIn.Add(int64(n))
+	}
+	if err != nil && err != io.EOF {
+		if stop := b.stop.Load(); stop != nil {
+			err = stop // the read failed because interrupt set a deadline
+		}
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// interrupt stops the body: the next Read fails with reason, and a Read
+// blocked on a silent client returns at once (tusd does the same with a read
+// deadline in the past).
+func (b *bodyReader) interrupt(reason *Error) {
+	if b.stop.CompareAndSwap(nil, reason) {
+		_ = b.rc.SetReadDeadline(time.Now())
+	}
+}
+
+// failure is the reason reading the body failed, as an answer for the
+// client: nil while the body is fine.
+func (b *bodyReader) failure() *Error {
+	if stop := b.stop.Load(); stop != nil {
+		return stop
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return errClientGone
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+)
+
+// corsPolicy answers browsers from other origins. Only configured origins are
+// allowed: the seed example reflects any Origin with credentials, which lets
+// every web page on the internet spend the operator's Kinescope account.
+type corsPolicy struct {
+	anyOrigin bool            // "*" configured: any origin, never with credentials
+	origins   map[string]bool // exact origins, answered with credentials allowed
+	fwd       forwarding
+}
+
+func newCORSPolicy(origins []string, fwd forwarding) corsPolicy {
+	p := corsPolicy{origins: make(map[string]bool), fwd: fwd}
+	for _, o := range origins {
+		if o == "*" {
+			p.anyOrigin = true
+			continue
+		}
+		p.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	return p
+}
+
+var (
+	// corsExposed are the response headers a browser client must read:
+	// tus-js-client reads Location, Upload-Offset and Upload-Length.
+	corsExposed = "Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, " +
+		"Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Retry-After"
+	corsAllowedHeaders = "Authorization, Content-Type, Origin, X-Requested-With, X-Request-ID, " +
+		"X-HTTP-Method-Override, Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, " +
+		"Upload-Defer-Length, Upload-Concat, Upload-Checksum"
+	corsAllowedMethods = "POST, HEAD, PATCH, DELETE, OPTIONS"
+)
+
+// sameOrigin reports whether origin names the host the request was sent to:
+// browsers send Origin on same-origin POSTs too, and those need no CORS.
+func (p corsPolicy) sameOrigin(r *http.Request, origin string) bool {
+	_, host := p.fwd.origin(r)
+	_, originHost, ok := strings.Cut(origin, "://")
+	return ok && strings.EqualFold(originHost, host)
+}
+
+// handle runs CORS for a request and reports whether the caller should go on:
+// false when it already answered (a preflight, or a refused origin). A
+// refused origin gets 403 before anything else happens, so no Kinescope call
+// is made on its behalf.
+func (p corsPolicy) handle(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	key := strings.ToLower(origin)
+	switch {
+	case p.origins[key]:
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+	case p.anyOrigin:
+		h.Set("Access-Control-Allow-Origin", "*")
+	case p.sameOrigin(r, origin):
+		return true
+	default:
+		writeError(w, r, errOriginForbidden)
+		return false
+	}
+	h.Set("Access-Control-Expose-Headers", corsExposed)
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", corsAllowedMethods)
+		h.Set("Access-Control-Allow-Headers", corsAllowedHeaders)
+		h.Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return false
+	}
+	return true
+}

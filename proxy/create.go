@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
+	"github.com/kinescope-tools/tusproxy/proxy/state"
+	"github.com/kinescope-tools/tusproxy/tusproto"
+)
+
+// creation is what a client asks for when it starts an upload.
+type creation struct {
+	length      int64
+	metadata    tusproto.Metadata
+	rawMetadata string // Upload-Metadata exactly as sent, answered back by HEAD
+}
+
+// parseCreation validates a tus creation request's headers. Everything is
+// checked before Kinescope is called, so a refused request creates no video.
+func (s *Service) parseCreation(r *http.Request) (creation, error) {
+	h := r.Header
+	if h.Get(tusproto.HeaderUploadConcat) != "" {
+		return creation{}, errConcatUnsupported
+	}
+	if h.Get(tusproto.HeaderUploadDeferLength) != "" {
+		return creation{}, errDeferUnsupported
+	}
+	raw := h.Get(tusproto.HeaderUploadLength)
+	if raw == "" {
+		return creation{}, errLengthMissing
+	}
+	length, err := tusproto.ParseSize(raw)
+	if err != nil {
+		return creation{}, errLengthInvalid.withMessage("Upload-Length: " + err.Error())
+	}
+	if err := s.checkLength(length); err != nil {
+		return creation{}, err
+	}
+	c := creation{length: length, rawMetadata: h.Get(tusproto.HeaderUploadMetadata)}
+	if c.metadata, err = tusproto.ParseMetadata(c.rawMetadata); err != nil {
+		return creation{}, errMetadataInvalid.withMessage(err.Error())
+	}
+	return c, nil
+}
+
+// checkLength applies the size rules shared by tus creation and the seed
+// endpoint: Kinescope needs a positive size, and the operator may cap it.
+func (s *Service) checkLength(length int64) error {
+	if length <= 0 {
+		return errLengthInvalid.withMessage("Upload-Length must be greater than 0: Kinescope does not take empty files")
+	}
+	if s.cfg.MaxSize > 0 && length > s.cfg.MaxSize {
+		return errTooLarge.withMessage(fmt.Sprintf("Upload-Length %d exceeds the maximum upload size of %d bytes", length, s.cfg.MaxSize))
+	}
+	return nil
+}
+
+// initUpload asks Kinescope for a tus endpoint and checks that it may be used.
+func (s *Service) initUpload(r *http.Request, c creation) (kinescope.Upload, error) {
+	filename := c.metadata["filename"]
+	if filename == "" {
+		filename = c.metadata["name"] // Uppy's key
+	}
+	req := kinescope.InitRequest{
+		ParentID:    s.cfg.ParentID,
+		Type:        "video",
+		Title:       kinescope.TitleFor(c.metadata["title"], filename),
+		Filename:    filename,
+		Filesize:    c.length,
+		Description: c.metadata["description"],
+	}
+	if ip := s.clientIP(r); ip.IsValid() {
+		req.ClientIP = ip.String()
+	}
+	up, err := s.kinescope.Init(r.Context(), req)
+	if err != nil {
+		return up, s.initError(r, err)
+	}
+	noteKinescopeRequest(r, up.RequestID)
+	if err := s.endpoints.Check(up.Endpoint); err != nil {
+		// Logged without the endpoint itself: it is a secret too.
+		s.log.Error("kinescope issued an endpoint outside TUSPROXY_UPSTREAM_HOSTS", slog.String("video_id", up.VideoID),
+			slog.String("kinescope_request_id", up.RequestID), slog.String("reason", err.Error()))
+		return up, errUpstreamEndpoint
+	}
+	return up, nil
+}
+
+// initError maps a failed /v2/init to the answer for the client. Kinescope's
+// own message is passed on where it tells the client something it can act
+// on; a credentials problem is the operator's, not the client's.
+func (s *Service) initError(r *http.Request, err error) error {
+	var ke *kinescope.Error
+	if !errors.As(err, &ke) {
+		s.log.Error("kinescope init failed", slog.String("error", err.Error()))
+		return errUpstreamBadAnswer
+	}
+	noteKinescopeRequest(r, ke.RequestID)
+	if ke.Kind != kinescope.KindCanceled {
+		s.log.Warn("kinescope init failed", slog.String("reason", ke.Kind.String()), slog.Int("status", ke.Status),
+			slog.Int("code", ke.Code), slog.String("message", ke.Message), slog.String("kinescope_request_id", ke.RequestID))
+	}
+	withKinescopeMessage := func(e *Error) *Error {
+		if ke.Message == "" {
+			return e
+		}
+		return e.withMessage(e.Message + ": " + ke.Message)
+	}
+	wait := func(e *Error) *Error {
+		c := *e
+		c.RetryAfter = max(ke.RetryAfter, defaultRetryAfter)
+		return &c
+	}
+	switch ke.Kind {
+	case kinescope.KindAuth:
+		return errUpstreamCredentials
+	case kinescope.KindLimit:
+		return withKinescopeMessage(errUpstreamLimit)
+	case kinescope.KindBadRequest:
+		return withKinescopeMessage(errUpstreamBadRequest)
+	case kinescope.KindRateLimited, kinescope.KindUnavailable:
+		return wait(errUpstreamBusy)
+	case kinescope.KindTimeout:
+		return wait(errUpstreamTimeout)
+	case kinescope.KindCanceled:
+		return errClientGone
+	default:
+		return errUpstreamBadAnswer
+	}
+}
+
+// handleCreate starts an upload (tus 1.0.0 "creation"): Kinescope's /v2/init
+// is called, the endpoint it issues is stored with a new id of ours, and the
+// client gets a Location on our own origin. A body sent with the POST
+// (creation-with-upload) is forwarded as the first chunk.
+func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
+	c, err := s.parseCreation(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	contentType := r.Header.Get("Content-Type")
+	hasBody := r.ContentLength > 0 || (r.ContentLength < 0 && tusproto.IsOffsetStream(contentType))
+	if hasBody {
+		if !tusproto.IsOffsetStream(contentType) {
+			writeError(w, r, errContentType)
+			return
+		}
+		if r.ContentLength > c.length {
+			writeError(w, r, errBodyTooLarge.withMessage(fmt.Sprintf(
+				"the body has %d bytes but Upload-Length is %d", r.ContentLength, c.length)))
+			return
+		}
+	}
+	up, err := s.initUpload(r, c)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	now := s.now()
+	rec := state.Record{
+		ID:        newUploadID(),
+		VideoID:   up.VideoID,
+		Endpoint:  up.Endpoint,
+		Length:    c.length,
+		Metadata:  c.rawMetadata,
+		CreatedAt: now,
+		UpdatedAt: now,
+	}
+	noteUpload(r, rec.ID, rec.VideoID)
+	if err := s.store.Create(context.WithoutCancel(r.Context()), rec); err != nil {
+		s.log.Error("state store create failed; the Kinescope video is orphaned", slog.String("video_id", rec.VideoID),
+			slog.String("error", err.Error()))
+		writeError(w, r, errInternal)
+		return
+	}
+	s.log.Info("upload created", slog.String("upload_id", rec.ID), slog.String("video_id", rec.VideoID),
+		slog.Int64("length", rec.Length), slog.String("kinescope_request_id", up.RequestID))
+	h := w.Header()
+	h.Set("Location", s.uploadURL(r, rec.ID))
+	if hasBody {
+		if rec, err = s.createWithUpload(w, r, rec); err != nil {
+			return
+		}
+	}
+	h.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(rec.Offset))
+	s.setExpires(h, rec)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// createWithUpload forwards the body of a creation request. If forwarding
+// fails the upload still exists, so the client gets its 201 and Location
+// with the offset the upstream kept, and resumes from there like after any
+// interrupted PATCH (tusd drops the Location in this case, orphaning the
+// video). It answers the client itself only when there is no upload left.
+func (s *Service) createWithUpload(w http.ResponseWriter, r *http.Request, rec state.Record) (state.Record, error) {
+	body := newBodyReader(w, r)
+	untrack, ok := s.track(body)
+	if !ok {
+		return rec, nil // shutting down: the client resumes from offset 0
+	}
+	defer untrack()
+	lock, err := s.lockUpload(r.Context(), rec.ID, func() { body.interrupt(errInterrupted) })
+	if err != nil {
+		return rec, nil
+	}
+	defer lock.Unlock()
+	rec, err = s.forward(r, rec, body, r.ContentLength)
+	if err != nil {
+		if errors.Is(err, errUploadGone) || errors.Is(err, errUploadNotFound) || errors.Is(err, errBodyTooLarge) {
+			w.Header().Del("Location")
+			writeError(w, r, err)
+			return rec, err
+		}
+		s.log.Warn("creation-with-upload: body not fully forwarded; client will resume", slog.String("upload_id", rec.ID),
+			slog.Int64("offset", rec.Offset), slog.String("error", err.Error()))
+	}
+	return rec, nil
+}

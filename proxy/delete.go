@@ -1,0 +1,54 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/kinescope-tools/tusproxy/tusproto"
+)
+
+// handleDelete terminates an upload (tus 1.0.0 "termination"): DELETE is
+// forwarded to the upstream and the record forgotten. Kinescope documents no
+// DELETE on its tus endpoints, so 404, 405 and 410 from it are accepted as
+// "nothing more to delete there". Other upstream failures keep the record
+// and answer 502/504 so the client can try again.
+func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
+	id, ok := uploadID(w, r)
+	if !ok {
+		return
+	}
+	// Taking the lock stops a PATCH still streaming to this upload.
+	lock, err := s.lockUpload(r.Context(), id, func() {})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer lock.Unlock()
+	rec, ok := s.loadUpload(w, r, id)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.UpstreamTimeout)
+	defer cancel()
+	if err := s.upstream.Delete(ctx, rec.Endpoint); err != nil {
+		var ue *tusproto.Error
+		tolerated := errors.As(err, &ue) && ue.Kind == tusproto.KindStatus &&
+			(ue.Status == http.StatusNotFound || ue.Status == http.StatusMethodNotAllowed || ue.Status == http.StatusGone)
+		if !tolerated {
+			s.log.Warn("upstream delete failed", slog.String("upload_id", id), slog.String("error", err.Error()))
+			if ue != nil && ue.Kind == tusproto.KindTimeout {
+				writeError(w, r, errUpstreamTimeout)
+			} else {
+				writeError(w, r, errUpstreamFailed.withMessage("the upstream could not delete the upload; retry"))
+			}
+			return
+		}
+	}
+	if err := s.store.Delete(context.WithoutCancel(r.Context()), id); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Error is an error answered to a client: an HTTP status, a stable code that
+// clients and logs can match on, and a message written for people. Its text
+// never carries upstream URLs or the API token.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration // sent as Retry-After when > 0
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func newError(status int, code, message string) *Error {
+	return &Error{Status: status, Code: code, Message: message}
+}
+
+// withMessage returns a copy of e with another message, keeping status and code.
+func (e *Error) withMessage(message string) *Error {
+	c := *e
+	c.Message = message
+	return &c
+}
+
+// statusClientClosed is logged when the client went away before an answer
+// (nginx's 499); it is never seen by a client.
+const statusClientClosed = 499
+
+// Every error the service answers with, in one place.
+var (
+	errUnsupportedVersion = newError(http.StatusPreconditionFailed, "unsupported_version", "Tus-Resumable must be 1.0.0")
+	errUploadNotFound     = newError(http.StatusNotFound, "upload_not_found", "upload not found")
+	errUploadExpired      = newError(http.StatusGone, "upload_expired", "upload expired")
+	errUploadGone         = newError(http.StatusGone, "upload_gone", "the upstream no longer has this upload")
+	errConcatUnsupported  = newError(http.StatusBadRequest, "concatenation_unsupported",
+		"concatenation (Upload-Concat) is not supported: upload each file as one upload (tus-js-client: parallelUploads 1)")
+	errDeferUnsupported = newError(http.StatusBadRequest, "defer_length_unsupported",
+		"Upload-Defer-Length is not supported: Kinescope needs the size up front, send Upload-Length")
+	errLengthMissing    = newError(http.StatusBadRequest, "upload_length_missing", "Upload-Length header is required")
+	errLengthInvalid    = newError(http.StatusBadRequest, "upload_length_invalid", "Upload-Length must be a positive integer")
+	errTooLarge         = newError(http.StatusRequestEntityTooLarge, "upload_too_large", "Upload-Length exceeds the maximum upload size")
+	errMetadataInvalid  = newError(http.StatusBadRequest, "metadata_invalid", "Upload-Metadata is malformed")
+	errContentType      = newError(http.StatusUnsupportedMediaType, "content_type_invalid", "Content-Type must be application/offset+octet-stream")
+	errOffsetInvalid    = newError(http.StatusBadRequest, "upload_offset_invalid", "Upload-Offset must be a non-negative integer")
+	errOffsetMismatch   = newError(http.StatusConflict, "upload_offset_mismatch", "Upload-Offset does not match the upload's offset")
+	errBodyTooLarge     = newError(http.StatusRequestEntityTooLarge, "body_too_large", "the body is longer than what remains of the upload")
+	errMethodOverride   = newError(http.StatusBadRequest, "method_override_invalid", "X-HTTP-Method-Override must be PATCH or DELETE")
+	errMethodNotAllowed = newError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+	errNotFound         = newError(http.StatusNotFound, "not_found", "not found")
+	errOriginForbidden  = newError(http.StatusForbidden, "origin_not_allowed", "this Origin is not allowed to use tusproxy")
+	errLocked           = newError(http.StatusLocked, "upload_locked", "another request is using this upload; retry shortly")
+	errInterrupted      = newError(http.StatusLocked, "upload_interrupted", "this request was stopped because a newer request took over the upload")
+	errShuttingDown     = &Error{http.StatusServiceUnavailable, "shutting_down", "tusproxy is restarting; retry shortly", defaultRetryAfter}
+	errClientGone       = newError(statusClientClosed, "client_closed", "the client closed the connection")
+	errBadRequestBody   = newError(http.StatusBadRequest, "request_invalid", "the request body is not valid JSON")
+
+	errUpstreamCredentials = newError(http.StatusBadGateway, "upstream_credentials_rejected",
+		"the upstream rejected this server's credentials; the operator must check the Kinescope API token")
+	errUpstreamLimit      = newError(http.StatusForbidden, "upstream_limit", "Kinescope refused the upload")
+	errUpstreamBadRequest = newError(http.StatusBadRequest, "upstream_bad_request", "Kinescope rejected the upload")
+	errUpstreamBusy       = &Error{http.StatusServiceUnavailable, "upstream_unavailable", "Kinescope is unavailable; retry later", defaultRetryAfter}
+	errUpstreamTimeout    = &Error{http.StatusGatewayTimeout, "upstream_timeout", "Kinescope did not answer in time; retry later", defaultRetryAfter}
+	errUpstreamBadAnswer  = newError(http.StatusBadGateway, "upstream_bad_response", "Kinescope answered with something tusproxy cannot use")
+	errUpstreamEndpoint   = newError(http.StatusBadGateway, "upstream_endpoint_refused",
+		"Kinescope issued an upload endpoint that this server is not allowed to use")
+	errUpstreamConflict = newError(http.StatusConflict, "upstream_offset_conflict",
+		"the upstream holds a different offset; send HEAD and resume from its Upload-Offset")
+	errUpstreamFailed = newError(http.StatusBadGateway, "upstream_failed", "the upload to Kinescope failed; send HEAD and resume")
+
+	errInternal = newError(http.StatusInternalServerError, "internal_error", "internal error")
+)
+
+// defaultRetryAfter is what 503 and 504 answers advise when the upstream gave
+// no Retry-After of its own.
+const defaultRetryAfter = 5 * time.Second
+
+// writeError answers err to the client. An err that is not an *Error is an
+// internal failure: it is logged by the caller and answered as a generic 500
+// whose body carries none of its text.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = errInternal
+	}
+	noteError(r, e.Code)
+	if e.Status == statusClientClosed {
+		// Nobody is listening; record the status for the request log only.
+		noteStatus(r, statusClientClosed)
+		return
+	}
+	h := w.Header()
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.Status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	body.Error.Code, body.Error.Message = e.Code, e.Message
+	_ = json.NewEncoder(w).Encode(body)
+}

@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/kinescope-tools/tusproxy/proxy/state"
+	"github.com/kinescope-tools/tusproxy/tusproto"
+)
+
+// forward streams a client's body to the upstream, starting at rec.Offset.
+// declared is the body's Content-Length, or -1 when the client sends it
+// chunked. A body longer than the upstream chunk size goes upstream as
+// consecutive PATCHes, each checked by the upstream against its offset and
+// recorded once confirmed. It returns the record as it stands afterwards,
+// also on error.
+func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, declared int64) (state.Record, error) {
+	chunk := s.cfg.UpstreamChunkSize
+	remaining := rec.Length - rec.Offset
+	for remaining > 0 {
+		var segment io.Reader
+		var size int64
+		if declared >= 0 {
+			if declared == 0 {
+				break
+			}
+			size = min(chunk, declared)
+			segment = io.LimitReader(body, size)
+		} else {
+			// Chunked from the client: the segment's length is unknown, so
+			// it goes upstream chunked too. Peek one byte first so an ended
+			// body costs no empty upstream PATCH.
+			var first [1]byte
+			n, err := io.ReadFull(body, first[:])
+			if n == 0 {
+				if err != nil && err != io.EOF {
+					return s.afterFailure(r, rec, body, err)
+				}
+				break
+			}
+			size = -1
+			segment = io.MultiReader(bytes.NewReader(first[:n]), io.LimitReader(body, min(chunk, remaining)-1))
+		}
+		newOffset, err := s.upstream.Patch(r.Context(), rec.Endpoint, rec.Offset, segment, size)
+		if err != nil {
+			return s.afterFailure(r, rec, body, err)
+		}
+		moved := newOffset - rec.Offset
+		if rec, err = s.recordOffset(r.Context(), rec.ID, newOffset); err != nil {
+			return rec, err
+		}
+		remaining -= moved
+		if declared >= 0 {
+			declared -= moved
+		} else if moved < min(chunk, remaining+moved) {
+			break // the chunked body ended inside this segment
+		}
+	}
+	if declared < 0 && remaining == 0 {
+		// Nothing past the declared length is forwarded; a chunked body that
+		// still has bytes is told so.
+		var extra [1]byte
+		if n, _ := body.Read(extra[:]); n > 0 {
+			return rec, errBodyTooLarge
+		}
+	}
+	return rec, nil
+}
+
+// afterFailure handles an upstream PATCH that did not succeed. Whatever
+// failed, the upstream may have kept part of the segment (tus servers SHOULD
+// keep what they received), so it is asked, and exactly that is recorded:
+// the client's next HEAD resumes at the right byte.
+func (s *Service) afterFailure(r *http.Request, rec state.Record, body *bodyReader, cause error) (state.Record, error) {
+	var ue *tusproto.Error
+	errors.As(cause, &ue)
+	if ue != nil && ue.Gone() {
+		return rec, s.forget(r.Context(), rec, ue.Status)
+	}
+	synced, err := s.syncOffset(context.WithoutCancel(r.Context()), rec)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && (e == errUploadGone || e == errUploadNotFound) {
+			return rec, err
+		}
+		synced = rec
+	}
+	if stop := body.failure(); stop != nil {
+		s.log.Info("patch stopped", slog.String("upload_id", rec.ID), slog.String("reason", stop.Code),
+			slog.Int64("offset", synced.Offset))
+		return synced, stop
+	}
+	if ue == nil {
+		s.log.Error("upstream patch failed", slog.String("upload_id", rec.ID), slog.String("error", cause.Error()))
+		return synced, errUpstreamFailed
+	}
+	s.log.Warn("upstream patch failed", slog.String("upload_id", rec.ID), slog.String("error", ue.Error()),
+		slog.Int64("offset", synced.Offset))
+	switch {
+	case ue.Kind == tusproto.KindStatus && ue.Status == http.StatusConflict:
+		return synced, errUpstreamConflict
+	case ue.Kind == tusproto.KindTimeout:
+		return synced, errUpstreamTimeout
+	case ue.Kind == tusproto.KindCanceled:
+		return synced, errClientGone
+	default:
+		return synced, errUpstreamFailed
+	}
+}
+
+// syncOffset asks the upstream for the upload's offset and records it. On a
+// transient failure the record is marked uncertain and returned unchanged
+// with the error; when the upstream no longer has the upload, the record is
+// dropped.
+func (s *Service) syncOffset(ctx context.Context, rec state.Record) (state.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamTimeout)
+	defer cancel()
+	st, err := s.upstream.Head(ctx, rec.Endpoint)
+	if err != nil {
+		var ue *tusproto.Error
+		if errors.As(err, &ue) && ue.Gone() {
+			return rec, s.forget(ctx, rec, ue.Status)
+		}
+		s.log.Warn("upstream head failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
+		if !rec.OffsetUncertain {
+			if updated, uerr := s.store.Update(ctx, rec.ID, func(r *state.Record) error {
+				r.OffsetUncertain = true
+				return nil
+			}); uerr == nil {
+				rec = updated
+			}
+		}
+		return rec, err
+	}
+	if st.Offset == rec.Offset && !rec.OffsetUncertain {
+		return rec, nil
+	}
+	if st.Offset < rec.Offset {
+		s.log.Warn("upstream offset is behind the record; trusting the upstream", slog.String("upload_id", rec.ID),
+			slog.Int64("recorded", rec.Offset), slog.Int64("upstream", st.Offset))
+	}
+	return s.recordOffset(ctx, rec.ID, st.Offset)
+}
+
+// recordOffset stores an offset the upstream confirmed.
+func (s *Service) recordOffset(ctx context.Context, id string, offset int64) (state.Record, error) {
+	now := s.now()
+	rec, err := s.store.Update(context.WithoutCancel(ctx), id, func(r *state.Record) error {
+		r.Offset = offset
+		r.OffsetUncertain = false
+		r.UpdatedAt = now
+		return nil
+	})
+	if errors.Is(err, state.ErrNotFound) {
+		return rec, errUploadNotFound
+	}
+	if err != nil {
+		s.log.Error("state store update failed", slog.String("upload_id", id), slog.String("error", err.Error()))
+		return rec, errInternal
+	}
+	return rec, nil
+}
+
+// forget drops a record the upstream no longer knows and returns the error
+// that mirrors the upstream's status (404 or 410).
+func (s *Service) forget(ctx context.Context, rec state.Record, status int) error {
+	if err := s.store.Delete(context.WithoutCancel(ctx), rec.ID); err != nil {
+		s.log.Error("state store delete failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
+	}
+	s.log.Warn("upstream no longer has the upload; record dropped", slog.String("upload_id", rec.ID),
+		slog.String("video_id", rec.VideoID), slog.Int("upstream_status", status))
+	if status == http.StatusGone {
+		return errUploadGone
+	}
+	return errUploadNotFound
+}

@@ -1,0 +1,236 @@
+package proxy_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kinescope-tools/tusproxy/config"
+	"github.com/kinescope-tools/tusproxy/proxy"
+	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
+	"github.com/kinescope-tools/tusproxy/proxy/state"
+)
+
+const testToken = "0f4c7a1e-5b7d-4f7e-9a51-3c2d8e6b1a90"
+
+// env is tusproxy in front of a real Kinescope emulator (tusd), both on
+// loopback.
+type env struct {
+	t     *testing.T
+	emu   *kinescopetest.Server
+	store state.Store
+	cfg   *config.Config
+	svc   *proxy.Service
+	srv   *httptest.Server
+	base  string // tus creation URL
+	logs  *syncBuffer
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newEnv starts the emulator and tusproxy. vars override the environment
+// tusproxy is configured from.
+func newEnv(t *testing.T, vars map[string]string) *env {
+	t.Helper()
+	emu, err := kinescopetest.NewServer(kinescopetest.Options{Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emu.Close)
+	environ := map[string]string{
+		"KINESCOPE_API_TOKEN":          testToken,
+		"KINESCOPE_PARENT_ID":          "project-1",
+		"KINESCOPE_INIT_URL":           emu.InitURL,
+		"TUSPROXY_UPSTREAM_HOSTS":      "127.0.0.1",
+		"TUSPROXY_STORE":               "memory",
+		"TUSPROXY_UPSTREAM_CHUNK_SIZE": "256KiB",
+		"TUSPROXY_UPSTREAM_TIMEOUT":    "5s",
+		"TUSPROXY_INIT_TIMEOUT":        "2s",
+	}
+	for k, v := range vars {
+		environ[k] = v
+	}
+	cfg, err := config.Load("serve", nil, func(k string) string { return environ[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, emu: emu, cfg: cfg, store: state.NewMemory(), logs: &syncBuffer{}}
+	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.svc, err = proxy.New(cfg, proxy.Deps{Store: e.store, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(e.svc)
+	t.Cleanup(e.srv.Close)
+	e.base = e.srv.URL + cfg.BasePath
+	t.Cleanup(func() { e.checkNoSecretsLogged() })
+	return e
+}
+
+// checkNoSecretsLogged fails the test if the token or any Kinescope
+// endpoint reached the logs.
+func (e *env) checkNoSecretsLogged() {
+	logs := e.logs.String()
+	if strings.Contains(logs, testToken) {
+		e.t.Errorf("the API token appears in the logs")
+	}
+	for _, v := range e.emu.Videos() {
+		if strings.Contains(logs, v.Endpoint) || strings.Contains(logs, v.UploadID) {
+			e.t.Errorf("a Kinescope endpoint appears in the logs")
+		}
+	}
+}
+
+// do sends a request with tus headers; body may be nil.
+func (e *env) do(method, url string, headers map[string]string, body []byte) *http.Response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	for k, v := range headers {
+		if v == "" {
+			req.Header.Del(k)
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// doBody is do, returning the answer's body too.
+func (e *env) doBody(method, url string, headers map[string]string, body []byte) (*http.Response, string) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	for k, v := range headers {
+		if v == "" {
+			req.Header.Del(k)
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// create starts an upload and returns its URL.
+func (e *env) create(length int64, metadata string) string {
+	e.t.Helper()
+	resp := e.do(http.MethodPost, e.base, map[string]string{
+		"Upload-Length":   itoa(length),
+		"Upload-Metadata": metadata,
+	}, nil)
+	if resp.StatusCode != http.StatusCreated {
+		e.t.Fatalf("create: status %d", resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, e.base) {
+		e.t.Fatalf("create: Location %q is not on tusproxy's origin", loc)
+	}
+	return loc
+}
+
+func (e *env) patch(url string, offset int64, chunk []byte) *http.Response {
+	e.t.Helper()
+	return e.do(http.MethodPatch, url, map[string]string{
+		"Upload-Offset": itoa(offset),
+		"Content-Type":  "application/offset+octet-stream",
+	}, chunk)
+}
+
+// headOffset returns the Upload-Offset HEAD answers, failing on anything but 200.
+func (e *env) headOffset(url string) int64 {
+	e.t.Helper()
+	resp := e.do(http.MethodHead, url, nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("HEAD: status %d", resp.StatusCode)
+	}
+	return atoi(e.t, resp.Header.Get("Upload-Offset"))
+}
+
+// video is the emulator's record of the upload behind url.
+func (e *env) video(url string) kinescopetest.Video {
+	e.t.Helper()
+	id := url[strings.LastIndex(url, "/")+1:]
+	rec, err := e.store.Get(e.t.Context(), id)
+	if err != nil {
+		e.t.Fatalf("store: %v", err)
+	}
+	v, ok := e.emu.Video(rec.VideoID)
+	if !ok {
+		e.t.Fatalf("emulator has no video %s", rec.VideoID)
+	}
+	return v
+}
+
+// checkUpstream asserts the emulator holds exactly want for the upload.
+func (e *env) checkUpstream(videoID string, want []byte) {
+	e.t.Helper()
+	got, err := e.emu.SHA256(videoID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if got != sha256hex(want) {
+		e.t.Fatalf("upstream bytes differ: sha256 %s, want %s", got, sha256hex(want))
+	}
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sha256hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

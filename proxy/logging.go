@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+)
+
+// requestInfo gathers what a handler learns about a request (its upload,
+// Kinescope's request id, the bytes it moved) for the one log line written
+// when the request ends.
+type requestInfo struct {
+	uploadID           string
+	videoID            string
+	kinescopeRequestID string
+	errorCode          string
+	status             int // overrides the written status (499 for a vanished client)
+	bytesIn            atomic.Int64
+}
+
+type requestInfoKey struct{}
+
+func infoFrom(r *http.Request) *requestInfo {
+	info, _ := r.Context().Value(requestInfoKey{}).(*requestInfo)
+	return info
+}
+
+func noteUpload(r *http.Request, uploadID, videoID string) {
+	if info := infoFrom(r); info != nil {
+		info.uploadID, info.videoID = uploadID, videoID
+	}
+}
+
+func noteKinescopeRequest(r *http.Request, requestID string) {
+	if info := infoFrom(r); info != nil && requestID != "" {
+		info.kinescopeRequestID = requestID
+	}
+}
+
+func noteError(r *http.Request, code string) {
+	if info := infoFrom(r); info != nil {
+		info.errorCode = code
+	}
+}
+
+func noteStatus(r *http.Request, status int) {
+	if info := infoFrom(r); info != nil {
+		info.status = status
+	}
+}
+
+// statusWriter records the status and size of an answer. It implements
+// Unwrap so http.ResponseController still reaches the connection (deadlines,
+// flushing).
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	written int64
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests writes one structured line per request. It never logs the
+// Kinescope endpoint or any header that could carry credentials.
+func (s *Service) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &requestInfo{}
+		sw := &statusWriter{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
+		defer func() {
+			status := sw.status
+			if info.status != 0 {
+				status = info.status
+			}
+			if status == 0 {
+				status = http.StatusOK
+			}
+			level := slog.LevelInfo
+			if status >= 500 && status != statusClientClosed {
+				level = slog.LevelWarn
+			}
+			attrs := []slog.Attr{
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", status),
+				slog.Int64("bytes_in", info.bytesIn.Load()),
+				slog.Int64("bytes_out", sw.written),
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.String("client_ip", s.clientIP(r).String()),
+			}
+			if info.uploadID != "" {
+				attrs = append(attrs, slog.String("upload_id", info.uploadID))
+			}
+			if info.videoID != "" {
+				attrs = append(attrs, slog.String("video_id", info.videoID))
+			}
+			if info.kinescopeRequestID != "" {
+				attrs = append(attrs, slog.String("kinescope_request_id", info.kinescopeRequestID))
+			}
+			if info.errorCode != "" {
+				attrs = append(attrs, slog.String("error", info.errorCode))
+			}
+			s.log.LogAttrs(r.Context(), level, "request", attrs...)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// recoverPanics turns a handler panic into a 500 without its text, and logs
+// the stack for the operator.
+func (s *Service) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+				writeError(w, r, errInternal)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

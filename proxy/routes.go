@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/kinescope-tools/tusproxy/tusproto"
+)
+
+// routes lists every route of the service.
+//
+//	GET     /healthz                  liveness of the public listener
+//	OPTIONS {base}, {base}{id}        tus discovery, CORS preflight
+//	POST    {base}                    tus creation (+ creation-with-upload) -> Kinescope /v2/init
+//	HEAD    {base}{id}                offset, as the upstream confirms it
+//	PATCH   {base}{id}                body streamed to the Kinescope endpoint
+//	DELETE  {base}{id}                tus termination
+//	POST    {base}{id}                with X-HTTP-Method-Override: PATCH or DELETE
+//	POST    {seed}                    the seed's flow: answers with the Kinescope endpoint itself
+func (s *Service) routes() http.Handler {
+	base := s.cfg.BasePath // starts and ends with "/"
+	r := chi.NewRouter()
+	r.Use(s.logRequests, s.recoverPanics, s.crossOrigin, s.methodOverride)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethodNotAllowed) })
+
+	r.Get("/healthz", handleHealthz)
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.tusHeaders)
+		r.Options(base, s.handleOptions)
+		r.Options(base+"{id}", s.handleOptions)
+		r.Post(base, s.handleCreate)
+		r.Post(strings.TrimSuffix(base, "/"), s.handleCreate)
+		r.Head(base+"{id}", s.handleHead)
+		r.Patch(base+"{id}", s.handlePatch)
+		r.Delete(base+"{id}", s.handleDelete)
+		r.Get(base+"{id}", func(w http.ResponseWriter, r *http.Request) {
+			// Download is not offered: the bytes live at Kinescope.
+			w.Header().Set("Allow", "OPTIONS, HEAD, PATCH, DELETE")
+			writeError(w, r, errMethodNotAllowed)
+		})
+	})
+	if s.cfg.SeedPath != "" {
+		r.Post(s.cfg.SeedPath, s.handleSeedUpload)
+		r.Options(s.cfg.SeedPath, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	}
+	return r
+}
+
+func handleHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// isServicePath reports whether a path belongs to tus or the seed endpoint
+// (the paths CORS and method override apply to).
+func (s *Service) isTusPath(p string) bool {
+	return strings.HasPrefix(p, s.cfg.BasePath) || p == strings.TrimSuffix(s.cfg.BasePath, "/")
+}
+
+func (s *Service) crossOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (s.isTusPath(r.URL.Path) || (s.cfg.SeedPath != "" && r.URL.Path == s.cfg.SeedPath)) && !s.cors.handle(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// methodOverride serves clients that cannot send PATCH or DELETE (old
+// proxies, some mobile stacks): tus-js-client's overridePatchMethod sends
+// POST with X-HTTP-Method-Override. Honoured on POST only, like tusd.
+func (s *Service) methodOverride(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m := r.Header.Get(tusproto.HeaderMethodOverride); m != "" && s.isTusPath(r.URL.Path) {
+			if r.Method != http.MethodPost {
+				writeError(w, r, errMethodOverride.withMessage("X-HTTP-Method-Override is only honoured on POST"))
+				return
+			}
+			switch strings.ToUpper(strings.TrimSpace(m)) {
+			case http.MethodPatch:
+				r.Method = http.MethodPatch
+			case http.MethodDelete:
+				r.Method = http.MethodDelete
+			default:
+				writeError(w, r, errMethodOverride)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// tusHeaders sets Tus-Resumable on every tus answer and refuses requests
+// without the protocol version we speak. Per tus 1.0.0 the 412 carries
+// Tus-Version (tusd omits it); OPTIONS needs no Tus-Resumable.
+func (s *Service) tusHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(tusproto.HeaderTusResumable, tusproto.Version)
+		if r.Method != http.MethodOptions && r.Header.Get(tusproto.HeaderTusResumable) != tusproto.Version {
+			w.Header().Set(tusproto.HeaderTusVersion, tusproto.Version)
+			writeError(w, r, errUnsupportedVersion)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handleOptions answers tus discovery (tus 1.0.0 "OPTIONS").
+func (s *Service) handleOptions(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set(tusproto.HeaderTusVersion, tusproto.Version)
+	h.Set(tusproto.HeaderTusExtension, s.extensions())
+	if s.cfg.MaxSize > 0 {
+		h.Set(tusproto.HeaderTusMaxSize, tusproto.FormatSize(s.cfg.MaxSize))
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// extensions are the tus extensions offered. creation-defer-length and
+// concatenation are not: Kinescope needs each file's size up front and makes
+// one video per init.
+func (s *Service) extensions() string {
+	ext := "creation,creation-with-upload,termination"
+	if s.cfg.UploadTTL > 0 {
+		ext += ",expiration"
+	}
+	return ext
+}
+
+// uploadID takes the id from the path; an id that newUploadID could not have
+// made is answered 404 without touching the store.
+func uploadID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := chi.URLParam(r, "id")
+	if !validUploadID(id) {
+		writeError(w, r, errUploadNotFound)
+		return "", false
+	}
+	return id, true
+}
+
+// uploadURL is the Location of an upload on our own origin; the Kinescope
+// endpoint is never shown to tus clients.
+func (s *Service) uploadURL(r *http.Request, id string) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL + s.cfg.BasePath + id
+	}
+	scheme, host := s.fwd.origin(r)
+	return scheme + "://" + host + s.cfg.BasePath + id
+}

@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"encoding/json"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/kinescope-tools/tusproxy/tusproto"
+)
+
+// seedRequest is the JSON form of a seed-flow request, for frontends that
+// prefer JSON to tus headers.
+type seedRequest struct {
+	Filename    string `json:"filename"`
+	Filesize    int64  `json:"filesize"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+}
+
+// handleSeedUpload is the flow of Kinescope's own tus guide, done right: the
+// client sends a file's size and name (tus headers, as tus-js-client's POST
+// does, or JSON), tusproxy calls /v2/init, and the client gets the Kinescope
+// endpoint to upload to directly: 201 with Location, or 200 with
+// {"endpoint": ...} when it asks for JSON (Accept: application/json). Same
+// validation, CORS and error mapping as tus creation; nothing is stored,
+// since the bytes do not pass through tusproxy.
+func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(tusproto.HeaderTusResumable) != "" {
+		w.Header().Set(tusproto.HeaderTusResumable, tusproto.Version)
+	}
+	var c creation
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
+		var req seedRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err := dec.Decode(&req); err != nil {
+			writeError(w, r, errBadRequestBody.withMessage("the request body is not valid JSON: expected {\"filename\", \"filesize\", \"title\", \"description\"}"))
+			return
+		}
+		if err := s.checkLength(req.Filesize); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		c = creation{length: req.Filesize, metadata: tusproto.Metadata{
+			"filename": req.Filename, "title": req.Title, "description": req.Description,
+		}}
+	} else {
+		var err error
+		if c, err = s.parseCreation(r); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	up, err := s.initUpload(r, c)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	noteUpload(r, "", up.VideoID)
+	s.log.Info("seed upload initialised", slog.String("video_id", up.VideoID), slog.Int64("length", c.length),
+		slog.String("kinescope_request_id", up.RequestID))
+	w.Header().Set("Cache-Control", "no-store")
+	if wantsJSON(r) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_ = json.NewEncoder(w).Encode(map[string]string{"endpoint": up.Endpoint, "video_id": up.VideoID})
+		return
+	}
+	w.Header().Set("Location", up.Endpoint)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// wantsJSON reports whether the client asked for a JSON answer.
+func wantsJSON(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
+		if mt == "application/json" {
+			return true
+		}
+	}
+	return false
+}

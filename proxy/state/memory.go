@@ -1,0 +1,156 @@
+package state
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+var _ Store = (*Memory)(nil)
+
+// Memory is a Store that keeps records in a map. It serves tests and
+// `tusproxy dev`; everything is lost when the process exits.
+type Memory struct {
+	mu      sync.RWMutex
+	records map[string]Record
+	closed  bool
+}
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{records: make(map[string]Record)}
+}
+
+// Create implements Store.
+func (m *Memory) Create(ctx context.Context, rec Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if rec.ID == "" {
+		return errEmptyID
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if _, ok := m.records[rec.ID]; ok {
+		return ErrExists
+	}
+	m.records[rec.ID] = rec
+	return nil
+}
+
+// Get implements Store.
+func (m *Memory) Get(ctx context.Context, id string) (Record, error) {
+	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return Record{}, ErrClosed
+	}
+	rec, ok := m.records[id]
+	if !ok {
+		return Record{}, ErrNotFound
+	}
+	return rec, nil
+}
+
+// Update implements Store. fn runs under the store's lock, which is what
+// makes the read-modify-write atomic.
+func (m *Memory) Update(ctx context.Context, id string, fn func(*Record) error) (Record, error) {
+	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return Record{}, ErrClosed
+	}
+	rec, ok := m.records[id]
+	if !ok {
+		return Record{}, ErrNotFound
+	}
+	// fn works on a copy, so an error leaves the stored record untouched
+	// and a pointer kept by fn cannot reach the map.
+	if err := fn(&rec); err != nil {
+		return Record{}, err
+	}
+	if rec.ID != id {
+		return Record{}, errIDChanged
+	}
+	m.records[id] = rec
+	return rec, nil
+}
+
+// Delete implements Store.
+func (m *Memory) Delete(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	delete(m.records, id)
+	return nil
+}
+
+// Sweep implements Store. It scans every record, which is fine for the
+// sizes a test or a dev server holds.
+func (m *Memory) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		return nil, errBadLimit
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	var expired []Record
+	for _, rec := range m.records {
+		if rec.UpdatedAt.Before(cutoff) {
+			expired = append(expired, rec)
+		}
+	}
+	slices.SortFunc(expired, func(a, b Record) int {
+		return cmp.Or(a.UpdatedAt.Compare(b.UpdatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	if len(expired) > limit {
+		expired = expired[:limit]
+	}
+	for _, rec := range expired {
+		delete(m.records, rec.ID)
+	}
+	return expired, nil
+}
+
+// Ping implements Store.
+func (m *Memory) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close implements Store. It drops the records.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.records = nil
+	return nil
+}

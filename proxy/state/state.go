@@ -1,0 +1,131 @@
+// Package state keeps tusproxy's one record per upload: which Kinescope
+// video and tus endpoint an upload belongs to, and how many bytes the
+// upstream is known to hold.
+//
+// Every backend implements Store and must pass the contract suite in
+// package statetest, so the proxy can rely on the same semantics whether the
+// records live in memory (tests, `tusproxy dev`), in a bbolt file (the
+// embedded default) or in a shared database added later.
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Record is everything tusproxy knows about one upload.
+//
+// All fields are plain values, so copying a Record copies everything: stores
+// hand out copies and callers never alias stored data.
+type Record struct {
+	// ID is our upload id; it is URL-safe and appears in the upload URL.
+	ID string
+	// VideoID is Kinescope's video id, returned by POST /v2/init.
+	VideoID string
+	// Endpoint is the Kinescope tus endpoint for this upload. It is a
+	// secret (it grants write access to the video): never log it, never put
+	// it in an error string or a metric.
+	Endpoint string
+	// Length is the total size of the upload in bytes (Upload-Length).
+	Length int64
+	// Offset is the number of bytes the upstream holds, as last confirmed.
+	Offset int64
+	// OffsetUncertain is set when the last PATCH failed and the upstream
+	// could not be asked where it stopped: HEAD the upstream before
+	// trusting Offset.
+	OffsetUncertain bool
+	// Metadata is the Upload-Metadata header exactly as the client sent it.
+	Metadata string
+	// Owner is who created the upload ("" when no auth is configured).
+	Owner string
+	// CreatedAt is when the upload was created.
+	CreatedAt time.Time
+	// UpdatedAt is the time of the last activity; expiry is measured from
+	// it. Stores never set it themselves: the caller does, in Create and in
+	// the function it passes to Update.
+	UpdatedAt time.Time
+}
+
+// ErrNotFound is returned by Get and Update when no record has the id.
+var ErrNotFound = errors.New("upload not found")
+
+// ErrExists is returned by Create when the id is already taken.
+var ErrExists = errors.New("upload already exists")
+
+// ErrClosed is returned by the stores of this package once Close has been
+// called.
+var ErrClosed = errors.New("state store is closed")
+
+// ErrInUse is returned by OpenBolt when another process holds the file.
+var ErrInUse = errors.New("state file is in use by another process")
+
+// errIDChanged guards the primary key: a record must not move to another id
+// behind the caller's back, and allowing it would let one upload overwrite
+// another.
+var errIDChanged = errors.New("state: the function passed to Update must not change Record.ID")
+
+// errEmptyID is returned by Create for a record without an id.
+var errEmptyID = errors.New("state: record has an empty ID")
+
+// errBadLimit is returned by Sweep for a limit below 1.
+var errBadLimit = errors.New("state: Sweep limit must be at least 1")
+
+// Store holds upload records. Implementations are safe for concurrent use.
+// Every method returns ctx.Err() without doing anything when ctx is already
+// done.
+type Store interface {
+	// Create stores a new record. It returns ErrExists when the id is taken
+	// and an error when rec.ID is empty.
+	Create(ctx context.Context, rec Record) error
+	// Get returns the record with the id, or ErrNotFound.
+	Get(ctx context.Context, id string) (Record, error)
+	// Update atomically reads the record, lets fn change it and stores the
+	// result, which it returns. No other write to the record can happen
+	// between the read and the write. An error from fn aborts the update
+	// (nothing is stored) and is returned unchanged. fn must not change the
+	// ID, must not call the Store, and should be quick: it may run while the
+	// store holds a lock, and some backends may run it more than once (a
+	// retried optimistic transaction), so it must not have side effects
+	// outside the record. Update returns ErrNotFound, without calling fn,
+	// when the record does not exist.
+	Update(ctx context.Context, id string, fn func(*Record) error) (Record, error)
+	// Delete removes the record. It is idempotent: deleting a missing
+	// record returns nil.
+	Delete(ctx context.Context, id string) error
+	// Sweep deletes and returns up to limit records whose UpdatedAt is
+	// strictly before cutoff, oldest first. The limit bounds the work done
+	// in one call, so callers sweep repeatedly until fewer than limit
+	// records come back. A limit below 1 is an error.
+	Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record, error)
+	// Ping returns nil when the store answers; readiness checks use it.
+	Ping(ctx context.Context) error
+	// Close releases the store. Calling Close again returns nil.
+	Close() error
+}
+
+// Open opens the store described by spec: "memory" for an in-memory store,
+// or "bolt:PATH" for a bbolt file at PATH.
+func Open(spec string) (Store, error) {
+	kind, path, _ := strings.Cut(spec, ":")
+	switch {
+	case spec == "memory":
+		return NewMemory(), nil
+	case kind == "bolt":
+		if path == "" {
+			return nil, errors.New(`state: store "bolt" needs a file path, as in "bolt:/var/lib/tusproxy/state.db"`)
+		}
+		b, err := OpenBolt(path)
+		if err != nil {
+			// Return a nil interface, not an interface holding a nil *Bolt.
+			return nil, err
+		}
+		return b, nil
+	default:
+		// Only the kind is quoted: a later spec such as a Redis URL may
+		// carry a password.
+		return nil, fmt.Errorf(`state: unknown store %q: want "memory" or "bolt:PATH"`, kind)
+	}
+}

@@ -1,0 +1,288 @@
+package state_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kinescope-tools/tusproxy/proxy/state"
+	"github.com/kinescope-tools/tusproxy/proxy/state/statetest"
+)
+
+func TestMemory(t *testing.T) {
+	statetest.Run(t, func(*testing.T) state.Store { return state.NewMemory() })
+}
+
+func TestBolt(t *testing.T) {
+	statetest.Run(t, func(t *testing.T) state.Store { return openBolt(t, filepath.Join(t.TempDir(), "state.db")) })
+}
+
+// openBolt opens the file and fails the test on error; the caller closes.
+func openBolt(t *testing.T, path string) *state.Bolt {
+	t.Helper()
+	b, err := state.OpenBolt(path)
+	if err != nil {
+		t.Fatalf("OpenBolt: %v", err)
+	}
+	return b
+}
+
+var created = time.Date(2025, time.June, 1, 12, 0, 0, 987654321, time.UTC)
+
+func TestBoltReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	want := state.Record{
+		ID: "reopen", VideoID: "v1", Endpoint: "https://uploader.example/files/x",
+		Length: 1000, Offset: 400, OffsetUncertain: true, Metadata: "filename YS5tcDQ=",
+		Owner: "alice", CreatedAt: created, UpdatedAt: created.Add(time.Minute),
+	}
+	b := openBolt(t, path)
+	if err := b.Create(ctx, state.Record{ID: "old", UpdatedAt: created.Add(-time.Hour)}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := b.Create(ctx, want); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := b.Ping(ctx); !errors.Is(err, state.ErrClosed) {
+		t.Errorf("Ping after Close = %v, want ErrClosed", err)
+	}
+
+	b = openBolt(t, path)
+	defer b.Close()
+	got, err := b.Get(ctx, "reopen")
+	if err != nil {
+		t.Fatalf("Get after reopen: %v", err)
+	}
+	if !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Errorf("times after reopen = %v, %v; want %v, %v", got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt)
+	}
+	// The times are checked; compare everything else with ==.
+	got.CreatedAt, got.UpdatedAt = want.CreatedAt, want.UpdatedAt
+	if got != want {
+		t.Errorf("Get after reopen = %+v, want %+v", got, want)
+	}
+	// The expiry index survived too.
+	swept, err := b.Sweep(ctx, created, 10)
+	if err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	if len(swept) != 1 || swept[0].ID != "old" {
+		t.Errorf("Sweep after reopen = %+v, want the record \"old\"", swept)
+	}
+}
+
+func TestBoltFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	b := openBolt(t, path)
+	defer b.Close()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Errorf("file mode = %v, want 0600 (records hold secret endpoints)", perm)
+	}
+}
+
+func TestBoltSecondOpenFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	first := openBolt(t, path)
+	// bbolt's flock is per open file, so a second open in this process
+	// conflicts just as a second process would. Without the lock timeout
+	// this call would never return and the test binary would time out.
+	second, err := state.OpenBolt(path)
+	if err == nil {
+		second.Close()
+		t.Fatal("second OpenBolt on a held file succeeded")
+	}
+	if !errors.Is(err, state.ErrInUse) {
+		t.Errorf("error = %v, want ErrInUse", err)
+	}
+	if !strings.Contains(err.Error(), "in use by another process") || !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q should say the file %s is in use by another process", err, path)
+	}
+	// Once the holder lets go, the file opens again.
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	openBolt(t, path).Close()
+}
+
+func TestBoltUnknownFormat(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	openBolt(t, path).Close()
+
+	// A record written by a newer tusproxy.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(state.UploadsBucket).Put([]byte("future"),
+			[]byte(`{"format":2,"id":"future","endpoint":"https://secret.example/x"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := openBolt(t, path)
+	defer b.Close()
+	_, err = b.Get(ctx, "future")
+	if err == nil || !strings.Contains(err.Error(), "format 2") {
+		t.Errorf("Get of a format 2 record: error = %v, want one naming the format", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "secret.example") {
+		t.Errorf("error %q leaks the endpoint", err)
+	}
+	if _, err := b.Update(ctx, "future", func(*state.Record) error { return nil }); err == nil {
+		t.Error("Update of a format 2 record succeeded; it would have rewritten it as format 1")
+	}
+	// Delete still works, so an operator can get rid of it.
+	if err := b.Delete(ctx, "future"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := b.Get(ctx, "future"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("Get after Delete = %v, want ErrNotFound", err)
+	}
+}
+
+// killChildEnv, when set, makes the test binary act as the child of
+// TestBoltSurvivesKill: it writes to the bbolt file named by the variable
+// until it is killed.
+const killChildEnv = "TUSPROXY_STATE_KILL_CHILD"
+
+func TestBoltSurvivesKill(t *testing.T) {
+	if path := os.Getenv(killChildEnv); path != "" {
+		runKillChild(path)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBoltSurvivesKill$")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+path)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The child prints each offset after Update has returned, that is,
+	// after the commit. Kill it while it is still writing.
+	var confirmed int64 = -1
+	lines := bufio.NewScanner(stdout)
+	for confirmed < 20 && lines.Scan() {
+		n, err := strconv.ParseInt(strings.TrimPrefix(lines.Text(), "offset "), 10, 64)
+		if err != nil {
+			t.Fatalf("child said %q", lines.Text())
+		}
+		confirmed = n
+	}
+	if err := cmd.Process.Signal(os.Kill); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // "signal: killed" is the expected outcome
+	if confirmed < 20 {
+		t.Fatalf("child stopped at offset %d before being killed: %v", confirmed, lines.Err())
+	}
+
+	b := openBolt(t, path) // the kernel released the dead child's lock
+	defer b.Close()
+	rec, err := b.Get(context.Background(), "survivor")
+	if err != nil {
+		t.Fatalf("Get after kill -9: %v", err)
+	}
+	if rec.Offset < confirmed {
+		t.Errorf("Offset after kill -9 = %d, but the child had confirmed %d", rec.Offset, confirmed)
+	}
+	if rec.VideoID != "v-survivor" || rec.Length != 1<<30 {
+		t.Errorf("record after kill -9 = %+v", rec)
+	}
+}
+
+// runKillChild creates a record and raises its offset forever, reporting
+// each committed offset on stdout, until the parent kills the process.
+func runKillChild(path string) {
+	ctx := context.Background()
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "kill child:", err)
+		os.Exit(2)
+	}
+	b, err := state.OpenBolt(path)
+	if err != nil {
+		fail(err)
+	}
+	if err := b.Create(ctx, state.Record{ID: "survivor", VideoID: "v-survivor", Length: 1 << 30, UpdatedAt: created}); err != nil {
+		fail(err)
+	}
+	for {
+		rec, err := b.Update(ctx, "survivor", func(rec *state.Record) error {
+			rec.Offset++
+			return nil
+		})
+		if err != nil {
+			fail(err)
+		}
+		fmt.Printf("offset %d\n", rec.Offset)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		spec    string
+		wantErr string // "" for success
+	}{
+		{spec: "memory"},
+		{spec: "bolt:" + filepath.Join(dir, "ok.db")},
+		{spec: "", wantErr: "unknown store"},
+		{spec: "memory:x", wantErr: "unknown store"},
+		{spec: "bolt:", wantErr: "needs a file path"},
+		{spec: "bolt:" + filepath.Join(dir, "missing-dir", "x.db"), wantErr: "no such file"},
+		{spec: "redis://user:hunter2@localhost:6379/0", wantErr: "unknown store \"redis\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			s, err := state.Open(tt.spec)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer s.Close()
+				if err := s.Ping(context.Background()); err != nil {
+					t.Errorf("Ping: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Open error = %v, want one containing %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q leaks a password from the spec", err)
+			}
+			// A nil *Bolt wrapped in the interface would not compare equal
+			// to nil and would panic on first use.
+			if s != nil {
+				t.Errorf("Open returned a non-nil Store %#v with an error", s)
+			}
+		})
+	}
+}
