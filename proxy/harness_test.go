@@ -55,6 +55,13 @@ func (b *syncBuffer) String() string {
 // tusproxy is configured from.
 func newEnv(t *testing.T, vars map[string]string) *env {
 	t.Helper()
+	return newEnvWith(t, vars, proxy.Deps{})
+}
+
+// newEnvWith is newEnv with some of tusproxy's dependencies chosen by the
+// test (a clock); the store and logger are always the env's own.
+func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
+	t.Helper()
 	emu, err := kinescopetest.NewServer(kinescopetest.Options{Token: testToken})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +86,8 @@ func newEnv(t *testing.T, vars map[string]string) *env {
 	}
 	e := &env{t: t, emu: emu, cfg: cfg, store: state.NewMemory(), logs: &syncBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.svc, err = proxy.New(cfg, proxy.Deps{Store: e.store, Logger: logger})
+	deps.Store, deps.Logger = e.store, logger
+	e.svc, err = proxy.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

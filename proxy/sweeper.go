@@ -20,6 +20,7 @@ func (s *Service) Run(ctx context.Context) {
 	interval := min(max(s.cfg.UploadTTL/10, time.Second), time.Minute)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	s.sweep(ctx) // uploads that expired while tusproxy was down go at once
 	for {
 		select {
 		case <-ctx.Done():

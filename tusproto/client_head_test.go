@@ -27,6 +27,7 @@ func TestHeadReportsUploadState(t *testing.T) {
 	if _, err := client.Patch(ctx, fresh, 0, strings.NewReader(strings.Repeat("x", 300)), 300); err != nil {
 		t.Fatalf("Patch: %v", err)
 	}
+	up.awaitPatch(t)
 	state, err = client.Head(ctx, fresh)
 	if err != nil {
 		t.Fatalf("Head after Patch: %v", err)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tus/tusd/v2/pkg/filestore"
 	"github.com/tus/tusd/v2/pkg/handler"
@@ -32,6 +33,8 @@ func TestMain(m *testing.M) {
 type upstream struct {
 	server *httptest.Server
 	dir    string
+	// patchesDone receives once per PATCH whose handling has ended.
+	patchesDone chan struct{}
 }
 
 func newUpstream(t *testing.T) *upstream {
@@ -47,11 +50,39 @@ func newUpstream(t *testing.T) *upstream {
 	if err != nil {
 		t.Fatalf("handler.NewHandler: %v", err)
 	}
+	up := &upstream{dir: dir, patchesDone: make(chan struct{}, 100)}
 	mux := http.NewServeMux()
-	mux.Handle("/files/", http.StripPrefix("/files/", tusHandler))
-	server := httptest.NewServer(mux)
-	t.Cleanup(server.Close)
-	return &upstream{server: server, dir: dir}
+	mux.Handle("/files/", http.StripPrefix("/files/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			defer func() {
+				select {
+				case up.patchesDone <- struct{}{}:
+				default:
+				}
+			}()
+		}
+		tusHandler.ServeHTTP(w, r)
+	})))
+	up.server = httptest.NewServer(mux)
+	t.Cleanup(up.server.Close)
+	return up
+}
+
+// awaitPatch waits until the upstream has finished handling one more PATCH.
+//
+// tusd v2.9.1 answers a PATCH before it releases the upload's lock, and a
+// request that finds the lock taken interrupts the holder through a context
+// goroutine that reads a field the PATCH handler wrote without
+// synchronisation: a data race inside tusd that -race reports. Tests that
+// send another request for the same upload right after a PATCH wait here
+// first. The timeout only keeps a broken test from hanging.
+func (u *upstream) awaitPatch(t *testing.T) {
+	t.Helper()
+	select {
+	case <-u.patchesDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream did not finish handling a PATCH")
+	}
 }
 
 // create makes an upload with a tus creation request and returns its

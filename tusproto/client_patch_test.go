@@ -77,6 +77,7 @@ func TestPatchInPiecesFromOneReader(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Patch %d bytes at %d: %v", piece, offset, err)
 		}
+		up.awaitPatch(t)
 		if newOffset != offset+piece {
 			t.Fatalf("Patch %d bytes at %d: new offset %d, want %d", piece, offset, newOffset, offset+piece)
 		}
@@ -98,9 +99,11 @@ func TestPatchStatusFromTusd(t *testing.T) {
 	if _, err := client.Patch(ctx, endpoint, 0, strings.NewReader("0123456789"), 10); err != nil {
 		t.Fatalf("first Patch: %v", err)
 	}
+	up.awaitPatch(t)
 
 	t.Run("wrong offset", func(t *testing.T) {
 		_, err := client.Patch(ctx, endpoint, 5, strings.NewReader("abcde"), 5)
+		up.awaitPatch(t)
 		upstreamErr := upstreamError(t, err, tusproto.KindStatus, endpoint)
 		if upstreamErr.Status != http.StatusConflict || upstreamErr.Gone() || upstreamErr.Temporary() {
 			t.Errorf("got status %d, Gone %v, Temporary %v; want 409, false, false",
@@ -200,6 +203,7 @@ func TestPatchBodyFailure(t *testing.T) {
 			endpoint := up.create(t, total)
 
 			_, err := client.Patch(context.Background(), endpoint, 0, test.body, test.size)
+			up.awaitPatch(t)
 			upstreamErr := upstreamError(t, err, tusproto.KindBody, endpoint)
 			if !errors.Is(err, test.wantCause) {
 				t.Errorf("error %q does not wrap %q", err, test.wantCause)
@@ -304,7 +308,8 @@ func TestRequestHeaders(t *testing.T) {
 		transferEncoding                                           []string
 		body                                                       string
 	}
-	requests := make(chan seen, 1)
+	// Buffered so that a handler never waits for a test that has given up.
+	requests := make(chan seen, 10)
 	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		requests <- seen{
@@ -349,10 +354,16 @@ func TestRequestHeaders(t *testing.T) {
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
-			if err := test.call(); err != nil {
+			err := test.call()
+			var got seen
+			select {
+			case got = <-requests:
+			default:
+				t.Fatalf("the upstream saw no request; call error: %v", err)
+			}
+			if err != nil {
 				t.Fatalf("call: %v", err)
 			}
-			got := <-requests
 			test.want.tusResumable = "1.0.0"
 			test.want.userAgent = "tusproxy-test"
 			if got.method != test.want.method || got.tusResumable != test.want.tusResumable ||

@@ -279,7 +279,7 @@ func TestInitAnswers(t *testing.T) {
 		},
 		{
 			name:    "error message with control characters and an echoed token",
-			handler: answer(401, map[string]string{"X-Request-ID": "  r\x01id  "}, `{"error":{"code":100102,"message":"  bad token \u001b[31m`+testToken+`\nline2  "}}`),
+			handler: answer(401, map[string]string{"X-Request-ID": "rid"}, `{"error":{"code":100102,"message":"  bad token \u001b[31m`+testToken+`\nline2  "}}`),
 			wantErr: &kinescope.Error{Kind: kinescope.KindAuth, Status: 401, Code: 100102, Message: "bad token [31m[redacted]line2", RequestID: "rid"},
 		},
 		{
@@ -434,11 +434,13 @@ func TestInitNetworkFailures(t *testing.T) {
 }
 
 func TestInitTimeoutsAndCancel(t *testing.T) {
-	// block answers only when the client gives up or the test ends.
-	block := func(t *testing.T, arrived chan<- struct{}) http.HandlerFunc {
+	// blockingServer answers only when the client gives up or the test ends.
+	blockingServer := func(t *testing.T, arrived chan<- struct{}) *httptest.Server {
 		release := make(chan struct{})
-		t.Cleanup(func() { close(release) })
-		return func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// The server notices a closed connection (and cancels
+			// r.Context()) only once the body has been read.
+			io.Copy(io.Discard, r.Body)
 			if arrived != nil {
 				arrived <- struct{}{}
 			}
@@ -446,12 +448,15 @@ func TestInitTimeoutsAndCancel(t *testing.T) {
 			case <-r.Context().Done():
 			case <-release:
 			}
-		}
+		}))
+		// Cleanups run last-in first-out: release the handler, then close.
+		t.Cleanup(srv.Close)
+		t.Cleanup(func() { close(release) })
+		return srv
 	}
 
 	t.Run("Client.Timeout", func(t *testing.T) {
-		srv := httptest.NewServer(block(t, nil))
-		t.Cleanup(srv.Close)
+		srv := blockingServer(t, nil)
 		client := &kinescope.Client{InitURL: srv.URL + "/v2/init", Token: testToken, HTTP: srv.Client(), Timeout: 50 * time.Millisecond}
 		_, err := client.Init(context.Background(), sampleRequest())
 		checkNoSecrets(t, err)
@@ -459,8 +464,7 @@ func TestInitTimeoutsAndCancel(t *testing.T) {
 	})
 
 	t.Run("transport response header timeout", func(t *testing.T) {
-		srv := httptest.NewServer(block(t, nil))
-		t.Cleanup(srv.Close)
+		srv := blockingServer(t, nil)
 		transport := &http.Transport{ResponseHeaderTimeout: 50 * time.Millisecond}
 		t.Cleanup(transport.CloseIdleConnections)
 		client := &kinescope.Client{InitURL: srv.URL + "/v2/init", Token: testToken, HTTP: &http.Client{Transport: transport}}
@@ -470,8 +474,7 @@ func TestInitTimeoutsAndCancel(t *testing.T) {
 	})
 
 	t.Run("caller deadline", func(t *testing.T) {
-		srv := httptest.NewServer(block(t, nil))
-		t.Cleanup(srv.Close)
+		srv := blockingServer(t, nil)
 		client := &kinescope.Client{InitURL: srv.URL + "/v2/init", Token: testToken, HTTP: srv.Client()}
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
@@ -481,8 +484,7 @@ func TestInitTimeoutsAndCancel(t *testing.T) {
 
 	t.Run("caller cancels", func(t *testing.T) {
 		arrived := make(chan struct{}, 1)
-		srv := httptest.NewServer(block(t, arrived))
-		t.Cleanup(srv.Close)
+		srv := blockingServer(t, arrived)
 		client := &kinescope.Client{InitURL: srv.URL + "/v2/init", Token: testToken, HTTP: srv.Client(), Timeout: time.Minute}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
@@ -573,5 +575,26 @@ func TestTitleFor(t *testing.T) {
 				t.Errorf("TitleFor(%q, %q) = %q, want %q", tt.title, tt.filename, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestRequestIDSanitized(t *testing.T) {
+	now := time.Now()
+	tests := []struct{ header, want string }{
+		{"  r\x01id\n  ", "rid"},
+		{"id-" + testToken, "id-[redacted]"},
+		{strings.Repeat("ы", 100), strings.Repeat("ы", 64)},
+	}
+	for _, tt := range tests {
+		header := http.Header{"X-Request-Id": {tt.header}}
+		up, err := kinescope.Interpret(201, header, []byte(`{"data":{"id":"v","endpoint":"e"}}`), testToken, now)
+		if err != nil || up.RequestID != tt.want {
+			t.Errorf("success with X-Request-ID %q: RequestID = %q, %v; want %q", tt.header, up.RequestID, err, tt.want)
+		}
+		_, err = kinescope.Interpret(500, header, nil, testToken, now)
+		var kerr *kinescope.Error
+		if !errors.As(err, &kerr) || kerr.RequestID != tt.want {
+			t.Errorf("failure with X-Request-ID %q: %v; want RequestID %q", tt.header, err, tt.want)
+		}
 	}
 }

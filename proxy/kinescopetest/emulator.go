@@ -37,8 +37,10 @@ type Options struct {
 	// Close removes.
 	Dir string
 	// PublicURL is the base URL of issued endpoints, e.g.
-	// "http://127.0.0.1:9000". Default "": derived from each init request, http
-	// (https when the request came over TLS) and the request's Host.
+	// "http://127.0.0.1:9000" (a trailing slash is dropped). The emulator
+	// itself always serves /v2/upload/...: a path in PublicURL is for a
+	// reverse proxy in front of it. Default "": derived from each init
+	// request, http (https when the request came over TLS) and its Host.
 	PublicURL string
 	// Logger receives the emulator's own log lines: never the token. Default
 	// nil: discard.

@@ -33,7 +33,9 @@ type Faults struct {
 	// bytes, as a real server does, and closes the TCP connection without any
 	// answer. A PATCH whose body is shorter than CutPatchAfter is not cut; one
 	// of exactly CutPatchAfter bytes is cut after all of them are stored (the
-	// answer is lost). A PATCH chosen by FailEvery is failed, not cut.
+	// answer is lost). A PATCH refused before its body is read (409, 412,
+	// 413...) is answered as usual, and one chosen by FailEvery is failed, not
+	// cut.
 	CutPatchEvery int
 	// CutPatchAfter is the number of body bytes a cut PATCH keeps.
 	CutPatchAfter int64

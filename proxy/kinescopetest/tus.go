@@ -56,9 +56,18 @@ func (e *Emulator) handleTus(w http.ResponseWriter, r *http.Request) {
 		wrongOffset:    plan.wrongOffset && method == http.MethodPatch,
 	}
 	requestID := slog.String("request_id", w.Header().Get("X-Request-ID"))
+	// Logs name videos, never uploads: an upload id is the secret part of an
+	// endpoint.
+	e.mu.Lock()
+	video := e.byUpload[uploadID]
+	e.mu.Unlock()
+	videoID := slog.String("video_id", "")
+	if video != nil {
+		videoID = slog.String("video_id", video.ID)
+	}
 
 	if plan.failStatus != 0 {
-		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: tus request failed (fault)", requestID,
+		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: tus request failed (fault)", requestID, videoID,
 			slog.String("method", method), slog.Int("status", plan.failStatus))
 		writeTusError(tw, r, handler.NewError(injectedFailureCode, "failure injected by kinescopetest", plan.failStatus))
 		return
@@ -79,12 +88,7 @@ func (e *Emulator) handleTus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	e.mu.Lock()
-	video := e.byUpload[uploadID]
-	e.mu.Unlock()
-	videoID := slog.String("video_id", "")
 	if video != nil {
-		videoID = slog.String("video_id", video.ID)
 		// Before a DELETE, so that the record keeps the last offset.
 		e.observe(uploadID, false)
 	}
@@ -129,6 +133,13 @@ func writeTusError(w http.ResponseWriter, r *http.Request, err handler.Error) {
 	h := w.Header()
 	h.Set("Tus-Resumable", tusVersion)
 	h.Set("X-Content-Type-Options", "nosniff")
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// tusd's default CORS policy, so that a browser reads these refusals
+		// as it reads tusd's own.
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", handler.DefaultCorsConfig.ExposeHeaders)
+	}
 	for key, value := range err.HTTPResponse.Header {
 		h.Set(key, value)
 	}

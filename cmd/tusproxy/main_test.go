@@ -1,0 +1,360 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
+	"github.com/kinescope-tools/tusproxy/proxy/state"
+)
+
+// TestMain lets tests run the real program in a subprocess: the test binary
+// re-executes itself with TUSPROXY_TEST_ARGS set and becomes tusproxy.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("TUSPROXY_TEST_ARGS"); args != "" {
+		os.Args = append([]string{"tusproxy"}, strings.Fields(args)...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const token = "11111111-2222-3333-4444-555555555555"
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer collects a subprocess's output while tests read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *syncBuffer
+	exited chan struct{} // closed when the process has exited; err is then set
+	err    error
+}
+
+// startProxy runs "tusproxy serve" as a real process against emu.
+// addr "" picks a free port.
+func startProxy(t *testing.T, emu *kinescopetest.Server, dbPath, addr string, extra ...string) *proc {
+	t.Helper()
+	if addr == "" {
+		addr = freeAddr(t)
+	}
+	p := &proc{addr: addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(os.Args[0])
+	p.cmd.Env = append(os.Environ(),
+		"TUSPROXY_TEST_ARGS=serve",
+		"KINESCOPE_API_TOKEN="+token,
+		"KINESCOPE_PARENT_ID=p1",
+		"KINESCOPE_INIT_URL="+emu.InitURL,
+		"TUSPROXY_LISTEN="+p.addr,
+		"TUSPROXY_UPSTREAM_HOSTS=127.0.0.1",
+		"TUSPROXY_UPSTREAM_CHUNK_SIZE=64KiB",
+		"TUSPROXY_STORE=bolt:"+dbPath,
+	)
+	p.cmd.Env = append(p.cmd.Env, extra...)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+	waitHealthy(t, "http://"+p.addr)
+	return p
+}
+
+func waitHealthy(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never became healthy", base)
+}
+
+func tusRequest(t *testing.T, method, url string, body io.Reader, headers ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// slowReader feeds data in small steps so a PATCH stays in flight.
+type slowReader struct {
+	data []byte
+	step int
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(20 * time.Millisecond)
+	n := copy(p, s.data[:min(s.step, len(s.data))])
+	s.data = s.data[n:]
+	return n, nil
+}
+
+func random(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// startSlowPatch sends data[offset:] as one slow PATCH in the background and
+// returns once the upstream holds more than offset+min bytes.
+func startSlowPatch(t *testing.T, emu *kinescopetest.Server, videoID, url string, data []byte, offset int64, atLeast int64) {
+	t.Helper()
+	go func() {
+		req, _ := http.NewRequest(http.MethodPatch, url, &slowReader{data: data[offset:], step: 16 << 10})
+		req.ContentLength = int64(len(data)) - offset
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, _ := emu.Video(videoID)
+		if v.Offset > offset+atLeast {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upstream never got past %d bytes", offset+atLeast)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func create(t *testing.T, base string, length int) (string, string) {
+	t.Helper()
+	resp := tusRequest(t, http.MethodPost, base+"/files/", nil, "Upload-Length", strconv.Itoa(length))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	return resp.Header.Get("Location"), ""
+}
+
+func headOffset(t *testing.T, url string) int64 {
+	t.Helper()
+	resp := tusRequest(t, http.MethodHead, url, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD: %d", resp.StatusCode)
+	}
+	n, _ := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
+	return n
+}
+
+func checkBytes(t *testing.T, emu *kinescopetest.Server, videoID string, want []byte) {
+	t.Helper()
+	sum := sha256.Sum256(want)
+	got, err := emu.SHA256(videoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != hex.EncodeToString(sum[:]) {
+		t.Fatalf("upstream bytes differ from what the client sent")
+	}
+}
+
+func TestRestartAfterSIGKILLMidPatchResumesByteExact(t *testing.T) {
+	emu, err := kinescopetest.NewServer(kinescopetest.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	db := t.TempDir() + "/tusproxy.db"
+	data := random(t, 2<<20)
+
+	p := startProxy(t, emu, db, "")
+	loc, _ := create(t, "http://"+p.addr, len(data))
+	videoID := emu.Videos()[0].ID
+	startSlowPatch(t, emu, videoID, loc, data, 0, 200<<10)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+
+	// Same address, same bolt file: the upload URL still works.
+	startProxy(t, emu, db, p.addr)
+	offset := headOffset(t, loc)
+	v, _ := emu.Video(videoID)
+	if offset != v.Offset || offset == 0 {
+		t.Fatalf("after restart HEAD answers %d, the upstream holds %d", offset, v.Offset)
+	}
+	resp := tusRequest(t, http.MethodPatch, loc, bytes.NewReader(data[offset:]),
+		"Upload-Offset", strconv.FormatInt(offset, 10), "Content-Type", "application/offset+octet-stream")
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("resume PATCH: %d", resp.StatusCode)
+	}
+	checkBytes(t, emu, videoID, data)
+}
+
+func TestSIGTERMDrainsAndRecordsOffsets(t *testing.T) {
+	emu, err := kinescopetest.NewServer(kinescopetest.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	db := t.TempDir() + "/tusproxy.db"
+	p := startProxy(t, emu, db, "", "TUSPROXY_SHUTDOWN_TIMEOUT=500ms")
+	const uploads = 5
+	data := random(t, 4<<20)
+	var locs []string
+	for i := 0; i < uploads; i++ {
+		loc, _ := create(t, "http://"+p.addr, len(data))
+		locs = append(locs, loc)
+	}
+	videos := emu.Videos()
+	for i, loc := range locs {
+		startSlowPatch(t, emu, videos[i].ID, loc, data, 0, 32<<10)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		if p.err != nil {
+			t.Fatalf("tusproxy exited with %v after SIGTERM\n%s", p.err, p.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("tusproxy did not exit after SIGTERM")
+	}
+	// Every record holds exactly what the upstream kept.
+	store, err := state.OpenBolt(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for i, loc := range locs {
+		id := loc[strings.LastIndex(loc, "/")+1:]
+		rec, err := store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := emu.Video(videos[i].ID)
+		if rec.Offset != v.Offset || rec.OffsetUncertain {
+			t.Errorf("upload %d: recorded offset %d (uncertain %v), upstream holds %d", i, rec.Offset, rec.OffsetUncertain, v.Offset)
+		}
+		if v.Offset == 0 || v.Offset == int64(len(data)) {
+			t.Errorf("upload %d was not in flight at SIGTERM (upstream offset %d)", i, v.Offset)
+		}
+	}
+}
+
+func TestBadConfigurationExitsBeforeListening(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{
+		"KINESCOPE_API_TOKEN":   "secret-token-value",
+		"TUSPROXY_MAX_SIZE":     "lots",
+		"TUSPROXY_UPLOAD_TTL":   "-1h",
+		"TUSPROXY_CORS_ORIGINS": "not an origin",
+	}
+	err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	if err == nil {
+		t.Fatal("run accepted a bad configuration")
+	}
+	out := stderr.String()
+	for _, want := range []string{"KINESCOPE_PARENT_ID", "-max-size", "TUSPROXY_MAX_SIZE", "TUSPROXY_UPLOAD_TTL", "TUSPROXY_CORS_ORIGINS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr does not name %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "secret-token-value") {
+		t.Errorf("the token was printed")
+	}
+	if lines := strings.Count(strings.TrimSpace(out), "\n") + 1; lines < 4 {
+		t.Errorf("want one line per problem (4), got %d:\n%s", lines, out)
+	}
+}
+
+func TestDevCommandServesAnUpload(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		env := map[string]string{"TUSPROXY_LISTEN": addr, "TUSPROXY_LOG_LEVEL": "error"}
+		done <- run(ctx, []string{"dev"}, func(k string) string { return env[k] }, stdout, io.Discard)
+	}()
+	waitHealthy(t, "http://"+addr)
+	if !strings.Contains(stdout.String(), "http://"+addr+"/files/") {
+		t.Errorf("dev does not print the upload URL:\n%s", stdout.String())
+	}
+	data := random(t, 300_000)
+	loc, _ := create(t, "http://"+addr, len(data))
+	resp := tusRequest(t, http.MethodPatch, loc, bytes.NewReader(data), "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "300000" {
+		t.Fatalf("PATCH through dev: %d %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("dev exited with %v", err)
+	}
+}

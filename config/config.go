@@ -1,0 +1,289 @@
+// Package config holds every setting of tusproxy, loads it from command-line
+// flags and environment variables, and checks it before anything starts.
+//
+// Every setting is both a flag and an environment variable; a flag given on
+// the command line wins over the variable, which wins over the default. The
+// variable names are part of the product and never change.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Command names the mode the program runs in; defaults and required settings
+// depend on it.
+type Command string
+
+// The commands of the tusproxy binary.
+const (
+	// CommandServe runs the proxy against the real Kinescope.
+	CommandServe Command = "serve"
+	// CommandDev runs the proxy together with a local Kinescope emulator,
+	// with defaults fit for a laptop: loopback, in-memory store, open CORS.
+	CommandDev Command = "dev"
+	// CommandEmulator runs only the Kinescope emulator.
+	CommandEmulator Command = "emulator"
+)
+
+// Config is the whole configuration of one run. Load fills it; the defaults
+// below are those of the serve command unless another command is named.
+type Config struct {
+	// Command is the command this configuration was loaded for. It decides the
+	// defaults and which settings Validate requires and checks.
+	Command Command
+
+	// APIToken is the Kinescope workspace API token used for POST /v2/init.
+	// Required for serve. In dev it defaults to EmulatorToken. It never
+	// appears in errors, usage text or String.
+	APIToken string
+	// ParentID is the Kinescope project or folder uploads go to. Required
+	// for serve; dev: "dev-project".
+	ParentID string
+	// InitURL is Kinescope's upload init URL, an absolute http(s) URL.
+	// Default https://uploader.kinescope.io/v2/init. In dev the default is ""
+	// and means the embedded emulator's own init URL.
+	InitURL string
+
+	// Listen is the proxy's listen address. Default ":8080"; dev:
+	// "127.0.0.1:8080".
+	Listen string
+	// BasePath is the URL path the tus handler is mounted at; it always
+	// starts and ends with "/" (Load adds missing slashes). Default "/files/".
+	BasePath string
+	// PublicURL is the proxy's public base URL (scheme and host, optionally
+	// a path prefix) used to build upload URLs behind a reverse proxy; no
+	// query or fragment, no trailing "/". Default "": derived from requests.
+	PublicURL string
+	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded headers
+	// are believed; bare IPs become /32 or /128 prefixes. Default none.
+	TrustedProxies []netip.Prefix
+	// CORSOrigins are the browser origins allowed to upload, each exactly
+	// "scheme://host[:port]" in lowercase, or the single entry "*". Default
+	// none (no CORS headers); dev: ["*"].
+	CORSOrigins []string
+	// MaxSize is the largest upload accepted, in bytes; 0 means no limit.
+	// Default 0.
+	MaxSize int64
+
+	// UpstreamHosts are the hosts (and their subdomains) that Kinescope's
+	// upload endpoints may point to; lowercase. Default ["kinescope.io"];
+	// dev: ["127.0.0.1"].
+	UpstreamHosts []string
+	// UpstreamChunkSize is the largest PATCH body sent upstream, in bytes; at
+	// least 64 KiB. Default 8 MiB, the size Kinescope's own uploader uses.
+	UpstreamChunkSize int64
+	// UpstreamTimeout bounds dialing, the TLS handshake and waiting for
+	// response headers from the upload endpoint, and whole HEAD and DELETE
+	// calls. Must be > 0. Default 30s.
+	UpstreamTimeout time.Duration
+	// InitTimeout bounds one POST /v2/init call. Must be > 0. Default 15s.
+	InitTimeout time.Duration
+
+	// Store says where upload state lives: "memory" or "bolt:PATH". Default
+	// "bolt:./tusproxy.db"; dev: "memory".
+	Store string
+	// UploadTTL is how long an unfinished upload is kept after its last
+	// activity; 0 means uploads never expire. Default 24h.
+	UploadTTL time.Duration
+	// ShutdownTimeout is how long in-flight requests get to finish on
+	// shutdown. Must be > 0. Default 30s.
+	ShutdownTimeout time.Duration
+
+	// LogLevel is the minimum level logged: debug, info, warn or error.
+	// Default info.
+	LogLevel slog.Level
+	// LogFormat is "json" or "text". Default "json".
+	LogFormat string
+
+	// SeedPath is the path of the endpoint that answers Kinescope's
+	// documented "POST /upload" flow with a Kinescope endpoint; "" disables
+	// it (set "off"). It must not overlap BasePath. Default "/upload".
+	SeedPath string
+
+	// EmulatorListen is the emulator's listen address. emulator:
+	// "127.0.0.1:9000"; dev: "127.0.0.1:0" (any free port). Unused by serve.
+	EmulatorListen string
+	// EmulatorToken is the API token the emulator accepts. Required for
+	// emulator; dev: 32 random hex characters. Never shown. Unused by serve.
+	EmulatorToken string
+	// EmulatorDir is where the emulator keeps uploaded bytes. Default "": a
+	// temporary directory. Unused by serve.
+	EmulatorDir string
+}
+
+// SettingError is one problem with one setting. Load and Validate join them
+// with errors.Join, so every problem is reported at once.
+type SettingError struct {
+	// Flag is the flag's name without the dash, e.g. "max-size".
+	Flag string
+	// Env is the environment variable, e.g. "TUSPROXY_MAX_SIZE".
+	Env string
+	// Problem says what is wrong; it never quotes a secret.
+	Problem string
+}
+
+// Error reads like `-max-size (TUSPROXY_MAX_SIZE): "12XB" is not a size`.
+func (e *SettingError) Error() string {
+	return "-" + e.Flag + " (" + e.Env + "): " + e.Problem
+}
+
+// Load builds the configuration for cmd from args (without the program and
+// command names), the environment read through getenv, and the defaults of
+// cmd. Flag errors and -h output go to usage; -h returns flag.ErrHelp. Every
+// bad value and every Validate problem is returned together, one error per
+// problem.
+//
+// In dev, an empty EmulatorToken is generated (crypto/rand) and an empty
+// APIToken takes its value, so that the proxy and its emulator agree.
+func Load(cmd Command, args []string, getenv func(string) string, usage io.Writer) (*Config, error) {
+	if !cmd.known() {
+		return nil, fmt.Errorf("unknown command %q (use serve, dev or emulator)", string(cmd))
+	}
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	if usage == nil {
+		usage = io.Discard
+	}
+
+	used := settingsFor(cmd)
+	fs := flag.NewFlagSet("tusproxy "+string(cmd), flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.Usage = func() { writeUsage(usage, cmd, used) }
+	// Every flag only records its raw text here; values are parsed below so
+	// that all bad values are reported, not just the first one.
+	given := make(map[*setting]*rawFlag, len(used))
+	for _, s := range used {
+		raw := &rawFlag{}
+		given[s] = raw
+		fs.Var(raw, s.flag, s.help)
+	}
+	if err := fs.Parse(args); err != nil {
+		// flag's own errors name only the flag, never its value.
+		return nil, err
+	}
+
+	var problems []error
+	if fs.NArg() > 0 {
+		// Stray words are not quoted: one may be a token whose flag was
+		// mistyped, as in "-kinescope-api-token= SECRET".
+		problems = append(problems, fmt.Errorf("%d unexpected argument(s) after the flags: give settings as -name=value", fs.NArg()))
+	}
+
+	c := &Config{Command: cmd}
+	for _, s := range used {
+		// The default goes in first so that a bad value leaves the field at
+		// its default and Validate does not report the same setting twice.
+		if msgs := s.parse(c, s.defaults(cmd)); len(msgs) > 0 {
+			panic(fmt.Sprintf("config: default of -%s does not parse: %v", s.flag, msgs))
+		}
+		raw, ok := given[s].value, given[s].set
+		if !ok {
+			raw = getenv(s.env)
+			ok = raw != ""
+		}
+		if !ok {
+			continue
+		}
+		for _, msg := range s.parse(c, strings.TrimSpace(raw)) {
+			problems = append(problems, &SettingError{Flag: s.flag, Env: s.env, Problem: msg})
+		}
+	}
+
+	if cmd == CommandDev {
+		if c.EmulatorToken == "" {
+			c.EmulatorToken = randomToken()
+		}
+		if c.APIToken == "" {
+			c.APIToken = c.EmulatorToken
+		}
+	}
+
+	problems = append(problems, c.problems()...)
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return c, nil
+}
+
+// randomToken returns 32 hex characters from crypto/rand.
+func randomToken() string {
+	var b [16]byte
+	// crypto/rand.Read never fails; it crashes the program instead.
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// rawFlag is a flag.Value that keeps the text it was given.
+type rawFlag struct {
+	value string
+	set   bool
+}
+
+func (f *rawFlag) String() string { return "" }
+
+func (f *rawFlag) Set(v string) error {
+	f.value, f.set = v, true
+	return nil
+}
+
+func (cmd Command) known() bool {
+	return cmd == CommandServe || cmd == CommandDev || cmd == CommandEmulator
+}
+
+// writeUsage lists every flag of cmd with its variable and default.
+func writeUsage(w io.Writer, cmd Command, used []*setting) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: tusproxy %s [flags]\n\n", cmd)
+	b.WriteString("Every flag can also be set with the environment variable shown under it;\n")
+	b.WriteString("a flag on the command line wins over the variable.\n\n")
+	for _, s := range used {
+		fmt.Fprintf(&b, "  -%s %s\n", s.flag, s.arg)
+		fmt.Fprintf(&b, "        %s\n", s.help)
+		fmt.Fprintf(&b, "        env %s, default %s\n", s.env, s.defaultText(cmd))
+	}
+	io.WriteString(w, b.String())
+}
+
+// String is a one-line summary of every setting of the command, safe for
+// logs: tokens show as "(set)" or "(unset)" and URL credentials and queries
+// are redacted.
+func (c *Config) String() string {
+	var b strings.Builder
+	b.WriteString("command=")
+	b.WriteString(quoteIfNeeded(string(c.Command)))
+	for _, s := range settingsFor(c.Command) {
+		b.WriteString(" ")
+		b.WriteString(s.flag)
+		b.WriteString("=")
+		b.WriteString(quoteIfNeeded(s.show(c)))
+	}
+	return b.String()
+}
+
+// LogValue lets slog log the configuration as a group with the same redaction
+// as String.
+func (c *Config) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("command", string(c.Command))}
+	for _, s := range settingsFor(c.Command) {
+		attrs = append(attrs, slog.String(s.flag, s.show(c)))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+func quoteIfNeeded(s string) string {
+	if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == '=' || r >= 0x7f }) {
+		return strconv.Quote(s)
+	}
+	return s
+}

@@ -1,0 +1,279 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// minUpstreamChunkSize keeps chunks large enough that per-request overhead
+// does not dominate, and keeps a typo like "64" (bytes) from being accepted.
+const minUpstreamChunkSize = 64 << 10
+
+// Validate reports every problem with c at once, one error per problem, each
+// naming the flag and the environment variable. It checks only the settings
+// c.Command uses and changes nothing.
+func (c *Config) Validate() error {
+	return errors.Join(c.problems()...)
+}
+
+func (c *Config) problems() []error {
+	if !c.Command.known() {
+		return []error{fmt.Errorf("unknown command %q (use serve, dev or emulator)", string(c.Command))}
+	}
+	var problems []error
+	add := func(n name, format string, args ...any) {
+		problems = append(problems, &SettingError{Flag: n.flag, Env: n.env, Problem: fmt.Sprintf(format, args...)})
+	}
+
+	if c.Command == CommandServe || c.Command == CommandDev {
+		c.proxyProblems(add)
+	}
+	if c.Command == CommandDev || c.Command == CommandEmulator {
+		if msg := listenProblem(c.EmulatorListen); msg != "" {
+			add(nameEmulatorListen, "%s", msg)
+		}
+		if msg := tokenProblem(c.EmulatorToken); msg != "" {
+			add(nameEmulatorToken, "%s", msg)
+		}
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		add(nameLogFormat, "%q is not a log format (use json or text)", c.LogFormat)
+	}
+	return problems
+}
+
+func (c *Config) proxyProblems(add func(name, string, ...any)) {
+	// In dev the API token is usually the emulator token, whose problems
+	// are reported once, under its own name.
+	if c.Command == CommandServe || (c.APIToken != "" && c.APIToken != c.EmulatorToken) {
+		if msg := tokenProblem(c.APIToken); msg != "" {
+			add(nameAPIToken, "%s", msg)
+		}
+	}
+	if c.ParentID == "" {
+		add(nameParentID, "is required")
+	} else if hasControl(c.ParentID) {
+		add(nameParentID, "contains control characters")
+	}
+	// The dev command fills an empty InitURL with its emulator's.
+	if c.InitURL != "" || c.Command == CommandServe {
+		if !isAbsoluteHTTP(c.InitURL) {
+			// Not quoted: the URL may carry a key in its query.
+			add(nameInitURL, "must be an absolute http:// or https:// URL")
+		}
+	}
+	if msg := listenProblem(c.Listen); msg != "" {
+		add(nameListen, "%s", msg)
+	}
+
+	basePathOK := true
+	if !strings.HasPrefix(c.BasePath, "/") || !strings.HasSuffix(c.BasePath, "/") {
+		add(nameBasePath, "%q must start and end with /", c.BasePath)
+		basePathOK = false
+	} else if msg := pathProblem(c.BasePath); msg != "" {
+		add(nameBasePath, "%q %s", c.BasePath, msg)
+		basePathOK = false
+	}
+
+	if c.PublicURL != "" {
+		if msg := publicURLProblem(c.PublicURL); msg != "" {
+			add(namePublicURL, "%s", msg)
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			add(nameTrustedProxies, "contains an invalid prefix")
+		}
+	}
+	c.corsProblems(add)
+	if c.MaxSize < 0 {
+		add(nameMaxSize, "is %d; must not be negative", c.MaxSize)
+	}
+
+	if len(c.UpstreamHosts) == 0 {
+		add(nameUpstreamHosts, "must name at least one host")
+	}
+	for _, host := range c.UpstreamHosts {
+		if !isHostName(host) {
+			add(nameUpstreamHosts, "%q is not a lowercase host name or IP address (no scheme, port or path)", host)
+		}
+	}
+	if c.UpstreamChunkSize < minUpstreamChunkSize {
+		add(nameUpstreamChunkSize, "is %s; must be at least 64KiB", formatSize(c.UpstreamChunkSize))
+	}
+	positive := func(n name, d time.Duration) {
+		if d <= 0 {
+			add(n, "is %s; must be more than 0", d)
+		}
+	}
+	positive(nameUpstreamTimeout, c.UpstreamTimeout)
+	positive(nameInitTimeout, c.InitTimeout)
+	positive(nameShutdownTimeout, c.ShutdownTimeout)
+	if c.UploadTTL < 0 {
+		add(nameUploadTTL, "is %s; must not be negative (0 means never expire)", c.UploadTTL)
+	}
+	if msg := storeProblem(c.Store); msg != "" {
+		add(nameStore, "%s", msg)
+	}
+
+	if c.SeedPath != "" {
+		switch {
+		case !strings.HasPrefix(c.SeedPath, "/"):
+			add(nameSeedPath, "%q must start with / (or be off)", c.SeedPath)
+		case pathProblem(c.SeedPath) != "":
+			add(nameSeedPath, "%q %s", c.SeedPath, pathProblem(c.SeedPath))
+		case basePathOK && pathsOverlap(c.SeedPath, c.BasePath):
+			add(nameSeedPath, "%q overlaps the tus base path %q (-%s); choose another path or off", c.SeedPath, c.BasePath, nameBasePath.flag)
+		}
+	}
+}
+
+func (c *Config) corsProblems(add func(name, string, ...any)) {
+	for _, origin := range c.CORSOrigins {
+		if origin == "*" {
+			if len(c.CORSOrigins) > 1 {
+				add(nameCORSOrigins, `"*" allows every origin and must be the only entry`)
+			}
+			continue
+		}
+		if msg := originProblem(origin); msg != "" {
+			add(nameCORSOrigins, "%q %s", origin, msg)
+		}
+	}
+}
+
+// tokenProblem checks a bearer token without ever quoting it.
+func tokenProblem(token string) string {
+	if token == "" {
+		return "is required"
+	}
+	for i := 0; i < len(token); i++ {
+		// Visible ASCII only: anything else cannot be sent in an
+		// Authorization header (RFC 9110 §5.5), and a stray newline from a
+		// secrets file is the usual cause.
+		if token[i] <= ' ' || token[i] >= 0x7f {
+			return "contains spaces, control or non-ASCII characters, which cannot be sent in an HTTP header"
+		}
+	}
+	return ""
+}
+
+// listenProblem checks a net.Listen address: optional host, numeric port.
+func listenProblem(addr string) string {
+	if addr == "" {
+		return "is required (host:port, such as :8080)"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port (such as :8080 or 127.0.0.1:8080)", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Sprintf("%q has a port that is not a number from 0 to 65535", addr)
+	}
+	if host != "" && !isHostName(strings.ToLower(host)) {
+		return fmt.Sprintf("%q has a host that is not a name or IP address", addr)
+	}
+	return ""
+}
+
+func isAbsoluteHTTP(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Opaque == "" && u.Host != ""
+}
+
+func publicURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Opaque != "" || u.Host == "":
+		return fmt.Sprintf("%q is not an absolute http:// or https:// URL", raw)
+	case u.User != nil:
+		// Not quoted: it holds credentials.
+		return "must not contain user info"
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Sprintf("%q must not have a query or fragment", raw)
+	case strings.HasSuffix(raw, "/"):
+		return fmt.Sprintf("%q must not end with /", raw)
+	}
+	return ""
+}
+
+// originProblem checks a serialized origin (RFC 6454 §6.2): scheme, host and
+// optional port, nothing else, lowercase as browsers send it.
+func originProblem(origin string) string {
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.Host == "" || u.User != nil {
+		return "is not an origin like https://example.com or https://example.com:8443"
+	}
+	if u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(origin, "#") {
+		return "must have no path, query or fragment, not even a trailing / (browsers send scheme://host[:port])"
+	}
+	if origin != strings.ToLower(origin) {
+		return "must be lowercase, as browsers send it"
+	}
+	return ""
+}
+
+// pathProblem rejects characters that make a URL path ambiguous.
+func pathProblem(p string) string {
+	if strings.ContainsAny(p, "?#") {
+		return "must not contain ? or #"
+	}
+	if strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return "must not contain spaces or control characters"
+	}
+	return ""
+}
+
+// pathsOverlap reports whether a request could be meant for both the seed
+// endpoint and the tus handler: either path is the other or lies under it.
+func pathsOverlap(seedPath, basePath string) bool {
+	seedDir := strings.TrimSuffix(seedPath, "/") + "/"
+	return strings.HasPrefix(seedDir, basePath) || strings.HasPrefix(basePath, seedDir)
+}
+
+func storeProblem(store string) string {
+	switch {
+	case store == "memory":
+		return ""
+	case strings.HasPrefix(store, "bolt:"):
+		if strings.TrimSpace(strings.TrimPrefix(store, "bolt:")) == "" {
+			return `"bolt:" needs a file path, such as bolt:/var/lib/tusproxy/state.db`
+		}
+		return ""
+	case strings.HasPrefix(store, "redis://"), strings.HasPrefix(store, "rediss://"):
+		// Not quoted: a redis URL usually carries a password.
+		return "redis stores are not supported yet (use memory or bolt:PATH)"
+	case strings.Contains(store, "://"):
+		return "is not a supported store (use memory or bolt:PATH)"
+	}
+	return fmt.Sprintf("%q is not a supported store (use memory or bolt:PATH)", store)
+}
+
+// isHostName accepts a lowercase DNS name or an IP address without zone.
+func isHostName(host string) bool {
+	if addr, err := netip.ParseAddr(host); err == nil {
+		return addr.Zone() == ""
+	}
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return false
+		}
+		if strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+}
