@@ -204,7 +204,7 @@ tusproxy dev is running (Kinescope emulator: %s).
 
   Upload with any tus client to:  %s%s
   Seed flow (endpoint answered):  %s%s
-  Uploads the emulator received:  %s/v2/emulator/videos
+  What the emulator received:     curl -s -H 'Authorization: Bearer %s' %s/v2/emulator/videos
 
 Try it:
   head -c 5000000 /dev/urandom > /tmp/video.bin
@@ -213,7 +213,7 @@ Try it:
   curl -si -X PATCH <Location from above> -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
     -H 'Content-Type: application/offset+octet-stream' --data-binary @/tmp/video.bin
 
-`, emuURL, base, cfg.BasePath, base, cfg.SeedPath, emuURL, base, cfg.BasePath)
+`, emuURL, base, cfg.BasePath, base, cfg.SeedPath, cfg.EmulatorToken, emuURL, base, cfg.BasePath)
 	})
 }
 
