@@ -57,6 +57,24 @@ type Config struct {
 	// Listen is the proxy's listen address. Default ":8080"; dev:
 	// "127.0.0.1:8080".
 	Listen string
+	// TLSCertFile and TLSKeyFile are the PEM certificate chain and private
+	// key to serve HTTPS with; both or neither. The proxy loads them; Validate
+	// does not read them. Default "": plain HTTP (TLS ends at a reverse proxy).
+	TLSCertFile string
+	// TLSKeyFile is the private key of TLSCertFile. Default "".
+	TLSKeyFile string
+	// ReadHeaderTimeout is how long a client may take to send its request
+	// headers, against slowloris-style connection hoarding. Must be > 0.
+	// Default 10s.
+	ReadHeaderTimeout time.Duration
+	// MaxHeaderBytes is the largest request header block accepted, in bytes;
+	// from 4 KiB to 16 MiB. Default 64 KiB: tus headers are short, and Go's
+	// own default of 1 MiB only lets a client hold more memory.
+	MaxHeaderBytes int64
+	// BodyIdleTimeout cuts a request body (a PATCH, or a creation with data)
+	// whose next bytes take longer than this to arrive; whole uploads may
+	// take hours, so only silence is bounded. Must be > 0. Default 60s.
+	BodyIdleTimeout time.Duration
 	// BasePath is the URL path the tus handler is mounted at; it always
 	// starts and ends with "/" (Load adds missing slashes). Default "/files/".
 	BasePath string
@@ -86,6 +104,14 @@ type Config struct {
 	// response headers from the upload endpoint, and whole HEAD and DELETE
 	// calls. Must be > 0. Default 30s.
 	UpstreamTimeout time.Duration
+	// UpstreamIdleTimeout fails a write of a body to Kinescope that makes
+	// no progress for this long, so a stalled upstream does not pin a PATCH
+	// forever. Must be > 0. Default 60s.
+	UpstreamIdleTimeout time.Duration
+	// UpstreamCAFile is a PEM bundle of the CAs trusted for Kinescope (the
+	// init URL and upload endpoints) instead of the system pool. The proxy
+	// loads it; Validate does not read it. Default "": the system pool.
+	UpstreamCAFile string
 	// InitTimeout bounds one POST /v2/init call. Must be > 0. Default 15s.
 	InitTimeout time.Duration
 
@@ -110,6 +136,53 @@ type Config struct {
 	// it (set "off"). It must not overlap BasePath. Default "/upload".
 	SeedPath string
 
+	// AuthHookURL is the operator's auth hook, an absolute http(s) URL that
+	// the proxy POSTs each request's credentials to and that decides whether
+	// the request may create or use an upload. Its user info and query are
+	// redacted in String. Default "": no hook.
+	AuthHookURL string
+	// AuthHookTimeout bounds one auth hook call. Must be > 0. Default 5s.
+	AuthHookTimeout time.Duration
+	// AuthCacheTTL is how long the hook's answer about one caller's
+	// credentials is reused; 0 means the hook is asked every time. Must be
+	// >= 0. Default 30s.
+	AuthCacheTTL time.Duration
+
+	// JWTSecret is the shared secret that clients' Bearer JWTs are signed
+	// with (HS256); at least 32 bytes when set. It never appears in errors,
+	// usage text or String. At most one of JWTSecret, JWTPublicKeyFile and
+	// JWTJWKSFile is set. Default "".
+	JWTSecret string
+	// JWTPublicKeyFile is a PEM RSA or EC public key file that clients' JWTs
+	// are verified with (RS256, ES256). The proxy parses it; Validate does
+	// not read it. Default "".
+	JWTPublicKeyFile string
+	// JWTJWKSFile is a JWKS file of public keys that clients' JWTs are
+	// verified with, chosen by kid. The proxy parses it; Validate does not
+	// read it. Default "".
+	JWTJWKSFile string
+	// JWTAudience, when set, is the audience (aud) a JWT must name. It
+	// needs one of the three JWT key settings. Default "": not checked.
+	JWTAudience string
+	// JWTIssuer, when set, is the issuer (iss) a JWT must name. It needs one
+	// of the three JWT key settings. Default "": not checked.
+	JWTIssuer string
+	// JWTLeeway is the clock skew allowed when checking a JWT's exp and nbf;
+	// from 0 to 5m, as more would keep expired tokens alive. Only used when
+	// JWTEnabled. Default 30s.
+	JWTLeeway time.Duration
+
+	// CreateRate is how many uploads one client IP may create per minute;
+	// 0 means unlimited. Must be >= 0. Default 0.
+	CreateRate int
+	// MaxPatchesPerIP is how many PATCH requests one client IP may have in
+	// flight at once; 0 means unlimited. Must be >= 0. Default 0.
+	MaxPatchesPerIP int
+	// MaxInFlight is how many uploads may have a PATCH in flight at once in
+	// the whole process, which bounds the upstream connections and buffers
+	// held; 0 means unlimited. Must be >= 0. Default 1000.
+	MaxInFlight int
+
 	// EmulatorListen is the emulator's listen address. emulator:
 	// "127.0.0.1:9000"; dev: "127.0.0.1:0" (any free port). Unused by serve.
 	EmulatorListen string
@@ -119,6 +192,18 @@ type Config struct {
 	// EmulatorDir is where the emulator keeps uploaded bytes. Default "": a
 	// temporary directory. Unused by serve.
 	EmulatorDir string
+}
+
+// JWTEnabled reports whether clients must present a Bearer JWT: a secret, a
+// public key file or a JWKS file is set.
+func (c *Config) JWTEnabled() bool {
+	return c.JWTSecret != "" || c.JWTPublicKeyFile != "" || c.JWTJWKSFile != ""
+}
+
+// AuthEnabled reports whether clients are authenticated at all, by the auth
+// hook, by JWT, or both.
+func (c *Config) AuthEnabled() bool {
+	return c.AuthHookURL != "" || c.JWTEnabled()
 }
 
 // SettingError is one problem with one setting. Load and Validate join them
@@ -256,8 +341,8 @@ func writeUsage(w io.Writer, cmd Command, used []*setting) {
 }
 
 // String is a one-line summary of every setting of the command, safe for
-// logs: tokens show as "(set)" or "(unset)" and URL credentials and queries
-// are redacted.
+// logs: tokens and the JWT secret show as "(set)" or "(unset)", and URL
+// credentials and queries are redacted.
 func (c *Config) String() string {
 	var b strings.Builder
 	b.WriteString("command=")

@@ -18,6 +18,9 @@ import (
 
 const secretToken = "tok-7d0b4c2a-SECRET-91ee"
 
+// jwtSecret is long enough for HS256; secretToken is not.
+const jwtSecret = "jwt-5f1c9a7e-SECRET-0b3d44e2a9c17f68"
+
 func envOf(vars map[string]string) func(string) string {
 	return func(key string) string { return vars[key] }
 }
@@ -52,43 +55,59 @@ func TestDefaults(t *testing.T) {
 			cmd: config.CommandServe,
 			env: serveEnv(),
 			want: config.Config{
-				Command:           config.CommandServe,
-				APIToken:          secretToken,
-				ParentID:          "proj-1",
-				InitURL:           "https://uploader.kinescope.io/v2/init",
-				Listen:            ":8080",
-				BasePath:          "/files/",
-				UpstreamHosts:     []string{"kinescope.io"},
-				UpstreamChunkSize: 8 << 20,
-				UpstreamTimeout:   30 * time.Second,
-				InitTimeout:       15 * time.Second,
-				Store:             "bolt:./tusproxy.db",
-				UploadTTL:         24 * time.Hour,
-				ShutdownTimeout:   30 * time.Second,
-				LogLevel:          slog.LevelInfo,
-				LogFormat:         "json",
-				SeedPath:          "/upload",
+				Command:             config.CommandServe,
+				APIToken:            secretToken,
+				ParentID:            "proj-1",
+				InitURL:             "https://uploader.kinescope.io/v2/init",
+				Listen:              ":8080",
+				BasePath:            "/files/",
+				UpstreamHosts:       []string{"kinescope.io"},
+				UpstreamChunkSize:   8 << 20,
+				UpstreamTimeout:     30 * time.Second,
+				InitTimeout:         15 * time.Second,
+				Store:               "bolt:./tusproxy.db",
+				UploadTTL:           24 * time.Hour,
+				ShutdownTimeout:     30 * time.Second,
+				LogLevel:            slog.LevelInfo,
+				LogFormat:           "json",
+				SeedPath:            "/upload",
+				ReadHeaderTimeout:   10 * time.Second,
+				MaxHeaderBytes:      64 << 10,
+				BodyIdleTimeout:     time.Minute,
+				UpstreamIdleTimeout: time.Minute,
+				AuthHookTimeout:     5 * time.Second,
+				AuthCacheTTL:        30 * time.Second,
+				JWTLeeway:           30 * time.Second,
+				MaxInFlight:         1000,
 			},
 		},
 		{
 			cmd: config.CommandDev,
 			want: config.Config{
-				Command:           config.CommandDev,
-				ParentID:          "dev-project",
-				Listen:            "127.0.0.1:8080",
-				BasePath:          "/files/",
-				CORSOrigins:       []string{"*"},
-				UpstreamHosts:     []string{"127.0.0.1"},
-				UpstreamChunkSize: 8 << 20,
-				UpstreamTimeout:   30 * time.Second,
-				InitTimeout:       15 * time.Second,
-				Store:             "memory",
-				UploadTTL:         24 * time.Hour,
-				ShutdownTimeout:   30 * time.Second,
-				LogLevel:          slog.LevelInfo,
-				LogFormat:         "json",
-				SeedPath:          "/upload",
-				EmulatorListen:    "127.0.0.1:0",
+				Command:             config.CommandDev,
+				ParentID:            "dev-project",
+				Listen:              "127.0.0.1:8080",
+				BasePath:            "/files/",
+				CORSOrigins:         []string{"*"},
+				UpstreamHosts:       []string{"127.0.0.1"},
+				UpstreamChunkSize:   8 << 20,
+				UpstreamTimeout:     30 * time.Second,
+				InitTimeout:         15 * time.Second,
+				Store:               "memory",
+				UploadTTL:           24 * time.Hour,
+				ShutdownTimeout:     30 * time.Second,
+				LogLevel:            slog.LevelInfo,
+				LogFormat:           "json",
+				SeedPath:            "/upload",
+				EmulatorListen:      "127.0.0.1:0",
+				ReadHeaderTimeout:   10 * time.Second,
+				MaxHeaderBytes:      64 << 10,
+				BodyIdleTimeout:     time.Minute,
+				UpstreamIdleTimeout: time.Minute,
+				AuthHookTimeout:     5 * time.Second,
+				AuthCacheTTL:        30 * time.Second,
+				JWTLeeway:           30 * time.Second,
+				MaxInFlight:         1000,
 			},
 		},
 		{
@@ -181,6 +200,31 @@ var everySetting = []struct{ flag, env, value string }{
 	{"log-level", "TUSPROXY_LOG_LEVEL", "DEBUG"},
 	{"log-format", "TUSPROXY_LOG_FORMAT", "text"},
 	{"seed-path", "TUSPROXY_SEED_PATH", "off"},
+	// The files do not exist: Load and Validate must not open them.
+	{"tls-cert-file", "TUSPROXY_TLS_CERT_FILE", "/nonexistent/tls/cert.pem"},
+	{"tls-key-file", "TUSPROXY_TLS_KEY_FILE", "/nonexistent/tls/key.pem"},
+	{"read-header-timeout", "TUSPROXY_READ_HEADER_TIMEOUT", "3s"},
+	{"max-header-bytes", "TUSPROXY_MAX_HEADER_BYTES", "16 KiB"},
+	{"body-idle-timeout", "TUSPROXY_BODY_IDLE_TIMEOUT", "2m"},
+	{"upstream-idle-timeout", "TUSPROXY_UPSTREAM_IDLE_TIMEOUT", "45s"},
+	{"upstream-ca-file", "TUSPROXY_UPSTREAM_CA_FILE", "/nonexistent/ca.pem"},
+	{"auth-hook-url", "TUSPROXY_AUTH_HOOK_URL", "https://auth.example.com/tus?key=k"},
+	{"auth-hook-timeout", "TUSPROXY_AUTH_HOOK_TIMEOUT", "1500ms"},
+	{"auth-cache-ttl", "TUSPROXY_AUTH_CACHE_TTL", "0"},
+	{"jwt-secret", "TUSPROXY_JWT_SECRET", jwtSecret},
+	{"jwt-audience", "TUSPROXY_JWT_AUDIENCE", "uploads"},
+	{"jwt-issuer", "TUSPROXY_JWT_ISSUER", "https://id.example.com/"},
+	{"jwt-leeway", "TUSPROXY_JWT_LEEWAY", "5m"},
+	{"create-rate", "TUSPROXY_CREATE_RATE", "12"},
+	{"max-patches-per-ip", "TUSPROXY_MAX_PATCHES_PER_IP", "4"},
+	{"max-inflight", "TUSPROXY_MAX_INFLIGHT", "0"},
+}
+
+// otherSettings are proxy settings that cannot join everySetting because
+// they exclude one of its values; TestJWTKeyFiles and TestHelp use them.
+var otherSettings = []struct{ flag, env, value string }{
+	{"jwt-public-key-file", "TUSPROXY_JWT_PUBLIC_KEY_FILE", "/nonexistent/jwt.pem"},
+	{"jwt-jwks-file", "TUSPROXY_JWT_JWKS_FILE", "/nonexistent/jwks.json"},
 }
 
 var everySettingWant = config.Config{
@@ -204,6 +248,24 @@ var everySettingWant = config.Config{
 	LogLevel:          slog.LevelDebug,
 	LogFormat:         "text",
 	SeedPath:          "",
+
+	TLSCertFile:         "/nonexistent/tls/cert.pem",
+	TLSKeyFile:          "/nonexistent/tls/key.pem",
+	ReadHeaderTimeout:   3 * time.Second,
+	MaxHeaderBytes:      16 << 10,
+	BodyIdleTimeout:     2 * time.Minute,
+	UpstreamIdleTimeout: 45 * time.Second,
+	UpstreamCAFile:      "/nonexistent/ca.pem",
+	AuthHookURL:         "https://auth.example.com/tus?key=k",
+	AuthHookTimeout:     1500 * time.Millisecond,
+	AuthCacheTTL:        0,
+	JWTSecret:           jwtSecret,
+	JWTAudience:         "uploads",
+	JWTIssuer:           "https://id.example.com/",
+	JWTLeeway:           5 * time.Minute,
+	CreateRate:          12,
+	MaxPatchesPerIP:     4,
+	MaxInFlight:         0,
 }
 
 func TestEverySettingByFlagAndByEnv(t *testing.T) {
@@ -236,8 +298,11 @@ func TestEmulatorSettings(t *testing.T) {
 		"TUSPROXY_EMULATOR_DIR":    "/var/tmp/emu",
 		"TUSPROXY_LOG_LEVEL":       "warn",
 		// Settings the emulator does not use are ignored, even when bad.
-		"TUSPROXY_MAX_SIZE": "lots",
-		"TUSPROXY_STORE":    "redis://x",
+		"TUSPROXY_MAX_SIZE":      "lots",
+		"TUSPROXY_STORE":         "redis://x",
+		"TUSPROXY_JWT_SECRET":    "short",
+		"TUSPROXY_MAX_INFLIGHT":  "many",
+		"TUSPROXY_TLS_CERT_FILE": "/only/cert.pem",
 	}
 	c, err := config.Load(config.CommandEmulator, []string{"-log-format=text"}, envOf(env), io.Discard)
 	if err != nil {
@@ -256,6 +321,9 @@ func TestEmulatorSettings(t *testing.T) {
 	// And the serve command has no emulator flags.
 	if _, err := config.Load(config.CommandServe, []string{"-emulator-token=x"}, envOf(serveEnv()), io.Discard); err == nil {
 		t.Error("serve accepted -emulator-token")
+	}
+	if _, err := config.Load(config.CommandEmulator, []string{"-emulator-token=x", "-jwt-secret=" + jwtSecret}, envOf(nil), io.Discard); err == nil {
+		t.Error("emulator accepted -jwt-secret")
 	}
 }
 
@@ -285,6 +353,14 @@ func TestPrecedence(t *testing.T) {
 			func(c *config.Config) any { return c.UploadTTL }, time.Hour},
 		{"values are trimmed", nil, map[string]string{"TUSPROXY_LOG_FORMAT": " text\n"},
 			func(c *config.Config) any { return c.LogFormat }, "text"},
+		{"flag secret wins over env secret", []string{"-jwt-secret=" + jwtSecret + "-flag"}, map[string]string{"TUSPROXY_JWT_SECRET": jwtSecret},
+			func(c *config.Config) any { return c.JWTSecret }, jwtSecret + "-flag"},
+		{"flag count wins over env", []string{"-max-inflight=7"}, map[string]string{"TUSPROXY_MAX_INFLIGHT": "9"},
+			func(c *config.Config) any { return c.MaxInFlight }, 7},
+		{"header size by env", nil, map[string]string{"TUSPROXY_MAX_HEADER_BYTES": "1MiB"},
+			func(c *config.Config) any { return c.MaxHeaderBytes }, int64(1 << 20)},
+		{"a secret file from a mounted secret is trimmed", nil, map[string]string{"TUSPROXY_JWT_SECRET": jwtSecret + "\n"},
+			func(c *config.Config) any { return c.JWTSecret }, jwtSecret},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -425,6 +501,32 @@ var badValues = []struct {
 		`-log-format (TUSPROXY_LOG_FORMAT): "xml" is not a log format (use json or text)`},
 	{"seed-path", "TUSPROXY_SEED_PATH", "upload",
 		`-seed-path (TUSPROXY_SEED_PATH): "upload" must start with / (or be off)`},
+	{"tls-cert-file", "TUSPROXY_TLS_CERT_FILE", "/etc/tusproxy/cert.pem",
+		"-tls-cert-file (TUSPROXY_TLS_CERT_FILE): is set but -tls-key-file (TUSPROXY_TLS_KEY_FILE) is not; give both or neither"},
+	{"read-header-timeout", "TUSPROXY_READ_HEADER_TIMEOUT", "-1s",
+		"-read-header-timeout (TUSPROXY_READ_HEADER_TIMEOUT): is -1s; must be more than 0"},
+	{"max-header-bytes", "TUSPROXY_MAX_HEADER_BYTES", "1KiB",
+		"-max-header-bytes (TUSPROXY_MAX_HEADER_BYTES): is 1KiB; must be from 4KiB to 16MiB"},
+	{"body-idle-timeout", "TUSPROXY_BODY_IDLE_TIMEOUT", "never",
+		`-body-idle-timeout (TUSPROXY_BODY_IDLE_TIMEOUT): "never" is not a duration (like 90s, 15m or 24h)`},
+	{"upstream-idle-timeout", "TUSPROXY_UPSTREAM_IDLE_TIMEOUT", "0",
+		"-upstream-idle-timeout (TUSPROXY_UPSTREAM_IDLE_TIMEOUT): is 0s; must be more than 0"},
+	{"auth-hook-url", "TUSPROXY_AUTH_HOOK_URL", "auth.example.com/tus?key=" + secretToken,
+		"-auth-hook-url (TUSPROXY_AUTH_HOOK_URL): must be an absolute http:// or https:// URL"},
+	{"auth-hook-timeout", "TUSPROXY_AUTH_HOOK_TIMEOUT", "0s",
+		"-auth-hook-timeout (TUSPROXY_AUTH_HOOK_TIMEOUT): is 0s; must be more than 0"},
+	{"auth-cache-ttl", "TUSPROXY_AUTH_CACHE_TTL", "-30s",
+		"-auth-cache-ttl (TUSPROXY_AUTH_CACHE_TTL): is -30s; must not be negative (0 means no caching)"},
+	{"jwt-secret", "TUSPROXY_JWT_SECRET", secretToken,
+		"-jwt-secret (TUSPROXY_JWT_SECRET): is shorter than 32 bytes; use a random secret of at least 32 bytes"},
+	{"jwt-leeway", "TUSPROXY_JWT_LEEWAY", "5m1s",
+		"-jwt-leeway (TUSPROXY_JWT_LEEWAY): is 5m1s; must be from 0 to 5m"},
+	{"create-rate", "TUSPROXY_CREATE_RATE", "ten",
+		`-create-rate (TUSPROXY_CREATE_RATE): "ten" is not a whole number`},
+	{"max-patches-per-ip", "TUSPROXY_MAX_PATCHES_PER_IP", "-1",
+		"-max-patches-per-ip (TUSPROXY_MAX_PATCHES_PER_IP): is -1; must not be negative (0 means unlimited)"},
+	{"max-inflight", "TUSPROXY_MAX_INFLIGHT", "1.5",
+		`-max-inflight (TUSPROXY_MAX_INFLIGHT): "1.5" is not a whole number`},
 }
 
 // moreBadValues are further single problems, each checked alone.
@@ -461,6 +563,26 @@ var moreBadValues = []struct {
 	{"store", "disk", `-store (TUSPROXY_STORE): "disk" is not a supported store (use memory or bolt:PATH)`},
 	{"store", "", `-store (TUSPROXY_STORE): "" is not a supported store (use memory or bolt:PATH)`},
 	{"seed-path", "/files/seed", `-seed-path (TUSPROXY_SEED_PATH): "/files/seed" overlaps the tus base path "/files/" (-base-path); choose another path or off`},
+	{"tls-key-file", "/etc/tusproxy/key.pem", "-tls-key-file (TUSPROXY_TLS_KEY_FILE): is set but -tls-cert-file (TUSPROXY_TLS_CERT_FILE) is not; give both or neither"},
+	{"read-header-timeout", "0", "-read-header-timeout (TUSPROXY_READ_HEADER_TIMEOUT): is 0s; must be more than 0"},
+	{"max-header-bytes", "4095", "-max-header-bytes (TUSPROXY_MAX_HEADER_BYTES): is 4095; must be from 4KiB to 16MiB"},
+	{"max-header-bytes", "17MiB", "-max-header-bytes (TUSPROXY_MAX_HEADER_BYTES): is 17MiB; must be from 4KiB to 16MiB"},
+	{"max-header-bytes", "0", "-max-header-bytes (TUSPROXY_MAX_HEADER_BYTES): is 0; must be from 4KiB to 16MiB"},
+	{"max-header-bytes", "big", `-max-header-bytes (TUSPROXY_MAX_HEADER_BYTES): "big" is not a size (use bytes, or a whole number with KiB, MiB, GiB, TiB, KB, MB, GB or TB)`},
+	{"body-idle-timeout", "0", "-body-idle-timeout (TUSPROXY_BODY_IDLE_TIMEOUT): is 0s; must be more than 0"},
+	{"upstream-idle-timeout", "-1m", "-upstream-idle-timeout (TUSPROXY_UPSTREAM_IDLE_TIMEOUT): is -1m0s; must be more than 0"},
+	{"auth-hook-url", "https:///check", "-auth-hook-url (TUSPROXY_AUTH_HOOK_URL): must be an absolute http:// or https:// URL"},
+	{"auth-hook-url", "ftp://u:" + secretToken + "@auth.example.com/", "-auth-hook-url (TUSPROXY_AUTH_HOOK_URL): must be an absolute http:// or https:// URL"},
+	{"auth-hook-timeout", "-1s", "-auth-hook-timeout (TUSPROXY_AUTH_HOOK_TIMEOUT): is -1s; must be more than 0"},
+	{"auth-cache-ttl", "a while", `-auth-cache-ttl (TUSPROXY_AUTH_CACHE_TTL): "a while" is not a duration (like 90s, 15m or 24h)`},
+	{"jwt-secret", jwtSecret[:31], "-jwt-secret (TUSPROXY_JWT_SECRET): is shorter than 32 bytes; use a random secret of at least 32 bytes"},
+	{"jwt-leeway", "-1s", "-jwt-leeway (TUSPROXY_JWT_LEEWAY): is -1s; must be from 0 to 5m"},
+	{"jwt-audience", "uploads", "-jwt-audience (TUSPROXY_JWT_AUDIENCE): has no effect without -jwt-secret (TUSPROXY_JWT_SECRET), -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE) or -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE); JWTs are not checked at all"},
+	{"jwt-issuer", "https://id.example.com/", "-jwt-issuer (TUSPROXY_JWT_ISSUER): has no effect without -jwt-secret (TUSPROXY_JWT_SECRET), -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE) or -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE); JWTs are not checked at all"},
+	{"create-rate", "-5", "-create-rate (TUSPROXY_CREATE_RATE): is -5; must not be negative (0 means unlimited)"},
+	{"create-rate", "99999999999999999999", `-create-rate (TUSPROXY_CREATE_RATE): "99999999999999999999" is too large`},
+	{"max-patches-per-ip", "", `-max-patches-per-ip (TUSPROXY_MAX_PATCHES_PER_IP): "" is not a whole number`},
+	{"max-inflight", "-1", "-max-inflight (TUSPROXY_MAX_INFLIGHT): is -1; must not be negative (0 means unlimited)"},
 }
 
 func TestBadValues(t *testing.T) {
@@ -595,16 +717,17 @@ func TestHelp(t *testing.T) {
 	for _, cmd := range []config.Command{config.CommandServe, config.CommandDev, config.CommandEmulator} {
 		t.Run(string(cmd), func(t *testing.T) {
 			var out bytes.Buffer
-			c, err := config.Load(cmd, []string{"-h"}, envOf(map[string]string{"KINESCOPE_API_TOKEN": secretToken, "TUSPROXY_EMULATOR_TOKEN": secretToken}), &out)
+			c, err := config.Load(cmd, []string{"-h"}, envOf(map[string]string{"KINESCOPE_API_TOKEN": secretToken, "TUSPROXY_EMULATOR_TOKEN": secretToken, "TUSPROXY_JWT_SECRET": jwtSecret}), &out)
 			if !errors.Is(err, flag.ErrHelp) || c != nil {
 				t.Fatalf("Load -h = %v, %v; want nil, flag.ErrHelp", c, err)
 			}
 			usage := out.String()
-			if strings.Contains(usage, secretToken) {
-				t.Error("usage shows the token")
+			if strings.Contains(usage, secretToken) || strings.Contains(usage, jwtSecret) {
+				t.Error("usage shows a secret")
 			}
 			emulatorOnly := map[string]bool{"emulator-listen": true, "emulator-token": true, "emulator-dir": true, "log-level": true, "log-format": true}
-			for _, s := range append(everySetting[:len(everySetting):len(everySetting)],
+			all := append(everySetting[:len(everySetting):len(everySetting)], otherSettings...)
+			for _, s := range append(all,
 				struct{ flag, env, value string }{"emulator-listen", "TUSPROXY_EMULATOR_LISTEN", ""},
 				struct{ flag, env, value string }{"emulator-token", "TUSPROXY_EMULATOR_TOKEN", ""},
 				struct{ flag, env, value string }{"emulator-dir", "TUSPROXY_EMULATOR_DIR", ""},
@@ -631,6 +754,13 @@ func TestHelp(t *testing.T) {
 		"env TUSPROXY_LISTEN, default \":8080\"",
 		"env KINESCOPE_API_TOKEN, default none, required",
 		"env TUSPROXY_STORE, default \"bolt:./tusproxy.db\"",
+		"env TUSPROXY_MAX_HEADER_BYTES, default \"64KiB\"",
+		"env TUSPROXY_MAX_INFLIGHT, default \"1000\"",
+		"env TUSPROXY_CREATE_RATE, default \"0\"",
+		"env TUSPROXY_JWT_LEEWAY, default \"30s\"",
+		"env TUSPROXY_JWT_SECRET, default none\n",
+		"env TUSPROXY_AUTH_HOOK_URL, default none: no hook\n",
+		"env TUSPROXY_TLS_CERT_FILE, default none\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("serve usage lacks %q:\n%s", want, out.String())
@@ -675,13 +805,15 @@ func TestStringIsSafe(t *testing.T) {
 	env := serveEnv()
 	env["KINESCOPE_INIT_URL"] = "https://uploader.kinescope.io/v2/init?key=" + secretToken
 	env["TUSPROXY_PUBLIC_URL"] = "https://up.example.com"
-	c, err := config.Load(config.CommandServe, []string{"-max-size=2GiB", "-trusted-proxies=10.0.0.0/8"}, envOf(env), io.Discard)
+	env["TUSPROXY_AUTH_HOOK_URL"] = "https://hook:" + secretToken + "@auth.example.com/tus?sig=" + secretToken
+	env["TUSPROXY_JWT_SECRET"] = jwtSecret
+	c, err := config.Load(config.CommandServe, []string{"-max-size=2GiB", "-trusted-proxies=10.0.0.0/8", "-upstream-ca-file=/etc/ca.pem"}, envOf(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := c.String()
-	if strings.Contains(s, secretToken) {
-		t.Fatalf("String() shows the token: %s", s)
+	if strings.Contains(s, secretToken) || strings.Contains(s, jwtSecret) {
+		t.Fatalf("String() shows a secret: %s", s)
 	}
 	for _, want := range []string{
 		"command=serve ",
@@ -694,6 +826,16 @@ func TestStringIsSafe(t *testing.T) {
 		"upload-ttl=24h0m0s",
 		"log-level=info",
 		"seed-path=/upload",
+		"auth-hook-url=https://redacted@auth.example.com/tus?redacted",
+		"jwt-secret=(set)",
+		"jwt-leeway=30s",
+		`jwt-audience=""`,
+		"max-header-bytes=64KiB",
+		"max-inflight=1000",
+		"create-rate=0",
+		"body-idle-timeout=1m0s",
+		"upstream-ca-file=/etc/ca.pem",
+		`tls-cert-file=""`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() lacks %q: %s", want, s)
@@ -705,12 +847,132 @@ func TestStringIsSafe(t *testing.T) {
 
 	var logged bytes.Buffer
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "config", c)
-	if strings.Contains(logged.String(), secretToken) || !strings.Contains(logged.String(), "config.kinescope-api-token=(set)") {
+	if strings.Contains(logged.String(), secretToken) || strings.Contains(logged.String(), jwtSecret) ||
+		!strings.Contains(logged.String(), "config.kinescope-api-token=(set)") || !strings.Contains(logged.String(), "config.jwt-secret=(set)") {
 		t.Errorf("logged config: %s", logged.String())
 	}
 
 	unset := (&config.Config{Command: config.CommandEmulator}).String()
 	if !strings.Contains(unset, "emulator-token=(unset)") {
 		t.Errorf("String() of an empty emulator config: %s", unset)
+	}
+	if unset := (&config.Config{Command: config.CommandDev}).String(); !strings.Contains(unset, "jwt-secret=(unset)") {
+		t.Errorf("String() of an empty dev config: %s", unset)
+	}
+}
+
+func TestJWTKeyFiles(t *testing.T) {
+	for _, s := range otherSettings {
+		for _, via := range []string{"flag", "env"} {
+			t.Run(s.flag+" by "+via, func(t *testing.T) {
+				env := serveEnv()
+				env["TUSPROXY_JWT_AUDIENCE"] = "uploads"
+				var args []string
+				if via == "flag" {
+					args = []string{"-" + s.flag + "=" + s.value}
+				} else {
+					env[s.env] = s.value
+				}
+				// The file does not exist: only the proxy reads it.
+				c, err := config.Load(config.CommandServe, args, envOf(env), io.Discard)
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				got := map[string]string{"jwt-public-key-file": c.JWTPublicKeyFile, "jwt-jwks-file": c.JWTJWKSFile}
+				for flag, value := range got {
+					want := ""
+					if flag == s.flag {
+						want = s.value
+					}
+					if value != want {
+						t.Errorf("-%s = %q, want %q", flag, value, want)
+					}
+				}
+				if !c.JWTEnabled() || !c.AuthEnabled() || c.JWTAudience != "uploads" {
+					t.Errorf("JWTEnabled %v, AuthEnabled %v, JWTAudience %q", c.JWTEnabled(), c.AuthEnabled(), c.JWTAudience)
+				}
+				if !strings.Contains(c.String(), s.flag+"="+s.value) {
+					t.Errorf("String() lacks %s=%s: %s", s.flag, s.value, c)
+				}
+			})
+		}
+	}
+}
+
+func TestSettingCombinations(t *testing.T) {
+	const (
+		secret = "-jwt-secret=" + jwtSecret
+		pem    = "-jwt-public-key-file=/keys/jwt.pem"
+		jwks   = "-jwt-jwks-file=/keys/jwks.json"
+	)
+	tests := []struct {
+		name string
+		cmd  config.Command
+		args []string
+		want []string
+	}{
+		{"secret and public key", config.CommandServe, []string{secret, pem}, []string{
+			"-jwt-secret (TUSPROXY_JWT_SECRET): cannot be combined with -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE); give one way to verify JWTs",
+		}},
+		{"public key and JWKS", config.CommandServe, []string{jwks, pem}, []string{
+			"-jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE): cannot be combined with -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE); give one way to verify JWTs",
+		}},
+		{"all three", config.CommandServe, []string{jwks, pem, secret}, []string{
+			"-jwt-secret (TUSPROXY_JWT_SECRET): cannot be combined with -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE) or -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE); give one way to verify JWTs",
+		}},
+		{"short secret and a key file are two problems", config.CommandServe, []string{"-jwt-secret=" + secretToken, jwks}, []string{
+			"-jwt-secret (TUSPROXY_JWT_SECRET): is shorter than 32 bytes; use a random secret of at least 32 bytes",
+			"-jwt-secret (TUSPROXY_JWT_SECRET): cannot be combined with -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE); give one way to verify JWTs",
+		}},
+		{"audience and issuer with a key", config.CommandServe, []string{jwks, "-jwt-audience=a", "-jwt-issuer=i", "-jwt-leeway=0"}, nil},
+		{"leeway alone is fine", config.CommandServe, []string{"-jwt-leeway=1m"}, nil},
+		{"hook and JWT together", config.CommandServe, []string{secret, "-auth-hook-url=http://127.0.0.1:9999/auth"}, nil},
+		{"TLS cert and key", config.CommandServe, []string{"-tls-cert-file=/c.pem", "-tls-key-file=/k.pem"}, nil},
+		{"exactly 32-byte secret", config.CommandServe, []string{"-jwt-secret=" + jwtSecret[:32]}, nil},
+		{"limits at their edges", config.CommandServe, []string{"-max-header-bytes=4KiB", "-create-rate=0", "-max-patches-per-ip=0", "-max-inflight=0"}, nil},
+		{"largest header limit", config.CommandServe, []string{"-max-header-bytes=16MiB"}, nil},
+		{"dev takes the new settings", config.CommandDev, []string{secret, "-create-rate=60", "-tls-cert-file=/c.pem", "-tls-key-file=/k.pem"}, nil},
+		{"dev checks them too", config.CommandDev, []string{"-max-inflight=-1", "-tls-key-file=/k.pem"}, []string{
+			"-tls-key-file (TUSPROXY_TLS_KEY_FILE): is set but -tls-cert-file (TUSPROXY_TLS_CERT_FILE) is not; give both or neither",
+			"-max-inflight (TUSPROXY_MAX_INFLIGHT): is -1; must not be negative (0 means unlimited)",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := serveEnv()
+			if tt.cmd != config.CommandServe {
+				env = nil
+			}
+			err := loadErr(tt.cmd, tt.args, env)
+			if lines := problemLines(err); !reflect.DeepEqual(lines, tt.want) {
+				t.Errorf("problems =\n%q\nwant\n%q", lines, tt.want)
+			}
+			if err != nil && (strings.Contains(err.Error(), jwtSecret[:32]) || strings.Contains(err.Error(), secretToken)) {
+				t.Errorf("error shows a secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestAuthEnabled(t *testing.T) {
+	tests := []struct {
+		name     string
+		c        config.Config
+		jwt, any bool
+	}{
+		{"nothing", config.Config{JWTAudience: "a", JWTIssuer: "i", JWTLeeway: time.Minute, AuthCacheTTL: time.Minute}, false, false},
+		{"hook", config.Config{AuthHookURL: "https://auth.example.com/"}, false, true},
+		{"secret", config.Config{JWTSecret: jwtSecret}, true, true},
+		{"public key", config.Config{JWTPublicKeyFile: "/k.pem"}, true, true},
+		{"JWKS", config.Config{JWTJWKSFile: "/jwks.json"}, true, true},
+		{"hook and JWT", config.Config{AuthHookURL: "https://auth.example.com/", JWTJWKSFile: "/jwks.json"}, true, true},
+	}
+	for _, tt := range tests {
+		if got := tt.c.JWTEnabled(); got != tt.jwt {
+			t.Errorf("%s: JWTEnabled = %v, want %v", tt.name, got, tt.jwt)
+		}
+		if got := tt.c.AuthEnabled(); got != tt.any {
+			t.Errorf("%s: AuthEnabled = %v, want %v", tt.name, got, tt.any)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -13,12 +14,21 @@ import (
 // name ties a flag to its environment variable; every problem names both.
 type name struct{ flag, env string }
 
+// String reads like "-max-size (TUSPROXY_MAX_SIZE)", the way problems name a
+// setting, for problems that mention another one.
+func (n name) String() string { return "-" + n.flag + " (" + n.env + ")" }
+
 // The names of every setting, in the order usage and String list them.
 var (
 	nameAPIToken          = name{"kinescope-api-token", "KINESCOPE_API_TOKEN"}
 	nameParentID          = name{"kinescope-parent-id", "KINESCOPE_PARENT_ID"}
 	nameInitURL           = name{"kinescope-init-url", "KINESCOPE_INIT_URL"}
 	nameListen            = name{"listen", "TUSPROXY_LISTEN"}
+	nameTLSCertFile       = name{"tls-cert-file", "TUSPROXY_TLS_CERT_FILE"}
+	nameTLSKeyFile        = name{"tls-key-file", "TUSPROXY_TLS_KEY_FILE"}
+	nameReadHeaderTimeout = name{"read-header-timeout", "TUSPROXY_READ_HEADER_TIMEOUT"}
+	nameMaxHeaderBytes    = name{"max-header-bytes", "TUSPROXY_MAX_HEADER_BYTES"}
+	nameBodyIdleTimeout   = name{"body-idle-timeout", "TUSPROXY_BODY_IDLE_TIMEOUT"}
 	nameBasePath          = name{"base-path", "TUSPROXY_BASE_PATH"}
 	namePublicURL         = name{"public-url", "TUSPROXY_PUBLIC_URL"}
 	nameTrustedProxies    = name{"trusted-proxies", "TUSPROXY_TRUSTED_PROXIES"}
@@ -27,6 +37,8 @@ var (
 	nameUpstreamHosts     = name{"upstream-hosts", "TUSPROXY_UPSTREAM_HOSTS"}
 	nameUpstreamChunkSize = name{"upstream-chunk-size", "TUSPROXY_UPSTREAM_CHUNK_SIZE"}
 	nameUpstreamTimeout   = name{"upstream-timeout", "TUSPROXY_UPSTREAM_TIMEOUT"}
+	nameUpstreamIdle      = name{"upstream-idle-timeout", "TUSPROXY_UPSTREAM_IDLE_TIMEOUT"}
+	nameUpstreamCAFile    = name{"upstream-ca-file", "TUSPROXY_UPSTREAM_CA_FILE"}
 	nameInitTimeout       = name{"init-timeout", "TUSPROXY_INIT_TIMEOUT"}
 	nameStore             = name{"store", "TUSPROXY_STORE"}
 	nameUploadTTL         = name{"upload-ttl", "TUSPROXY_UPLOAD_TTL"}
@@ -34,6 +46,18 @@ var (
 	nameLogLevel          = name{"log-level", "TUSPROXY_LOG_LEVEL"}
 	nameLogFormat         = name{"log-format", "TUSPROXY_LOG_FORMAT"}
 	nameSeedPath          = name{"seed-path", "TUSPROXY_SEED_PATH"}
+	nameAuthHookURL       = name{"auth-hook-url", "TUSPROXY_AUTH_HOOK_URL"}
+	nameAuthHookTimeout   = name{"auth-hook-timeout", "TUSPROXY_AUTH_HOOK_TIMEOUT"}
+	nameAuthCacheTTL      = name{"auth-cache-ttl", "TUSPROXY_AUTH_CACHE_TTL"}
+	nameJWTSecret         = name{"jwt-secret", "TUSPROXY_JWT_SECRET"}
+	nameJWTPublicKeyFile  = name{"jwt-public-key-file", "TUSPROXY_JWT_PUBLIC_KEY_FILE"}
+	nameJWTJWKSFile       = name{"jwt-jwks-file", "TUSPROXY_JWT_JWKS_FILE"}
+	nameJWTAudience       = name{"jwt-audience", "TUSPROXY_JWT_AUDIENCE"}
+	nameJWTIssuer         = name{"jwt-issuer", "TUSPROXY_JWT_ISSUER"}
+	nameJWTLeeway         = name{"jwt-leeway", "TUSPROXY_JWT_LEEWAY"}
+	nameCreateRate        = name{"create-rate", "TUSPROXY_CREATE_RATE"}
+	nameMaxPatchesPerIP   = name{"max-patches-per-ip", "TUSPROXY_MAX_PATCHES_PER_IP"}
+	nameMaxInFlight       = name{"max-inflight", "TUSPROXY_MAX_INFLIGHT"}
 	nameEmulatorListen    = name{"emulator-listen", "TUSPROXY_EMULATOR_LISTEN"}
 	nameEmulatorToken     = name{"emulator-token", "TUSPROXY_EMULATOR_TOKEN"}
 	nameEmulatorDir       = name{"emulator-dir", "TUSPROXY_EMULATOR_DIR"}
@@ -161,6 +185,16 @@ var allSettings = []*setting{
 		parse:    func(c *Config, raw string) []string { c.Listen = raw; return nil },
 		show:     func(c *Config) string { return c.Listen },
 	},
+	pathSetting(nameTLSCertFile, "PEM certificate chain to serve HTTPS with; needs -tls-key-file",
+		func(c *Config) *string { return &c.TLSCertFile }),
+	pathSetting(nameTLSKeyFile, "PEM private key of -tls-cert-file",
+		func(c *Config) *string { return &c.TLSKeyFile }),
+	durationSetting(nameReadHeaderTimeout, forProxy, "how long a client may take to send request headers", "10s",
+		func(c *Config) *time.Duration { return &c.ReadHeaderTimeout }),
+	sizeSetting(nameMaxHeaderBytes, "largest request header block accepted, from 4KiB to 16MiB", "64KiB",
+		func(c *Config) *int64 { return &c.MaxHeaderBytes }),
+	durationSetting(nameBodyIdleTimeout, forProxy, "a request body read that waits longer than this for bytes is cut", "60s",
+		func(c *Config) *time.Duration { return &c.BodyIdleTimeout }),
 	{
 		name: nameBasePath, arg: "path", used: forProxy,
 		help:     "URL path of the tus endpoint; slashes are added at both ends",
@@ -279,6 +313,10 @@ var allSettings = []*setting{
 	},
 	durationSetting(nameUpstreamTimeout, forProxy, "timeout for dialing, TLS, response headers, HEAD and DELETE upstream", "30s",
 		func(c *Config) *time.Duration { return &c.UpstreamTimeout }),
+	durationSetting(nameUpstreamIdle, forProxy, "a body write to Kinescope that makes no progress for this long fails", "60s",
+		func(c *Config) *time.Duration { return &c.UpstreamIdleTimeout }),
+	pathSetting(nameUpstreamCAFile, "PEM bundle of CAs trusted for Kinescope instead of the system's",
+		func(c *Config) *string { return &c.UpstreamCAFile }),
 	durationSetting(nameInitTimeout, forProxy, "timeout of one Kinescope init call", "15s",
 		func(c *Config) *time.Duration { return &c.InitTimeout }),
 	{
@@ -337,6 +375,42 @@ var allSettings = []*setting{
 		},
 	},
 	{
+		name: nameAuthHookURL, arg: "url", used: forProxy,
+		help:     "URL that is POSTed each request's credentials and decides whether it may create or use an upload (absolute http or https)",
+		defaults: always(""),
+		note:     always("none: no hook"),
+		parse:    func(c *Config, raw string) []string { c.AuthHookURL = raw; return nil },
+		show:     func(c *Config) string { return redactURL(c.AuthHookURL) },
+	},
+	durationSetting(nameAuthHookTimeout, forProxy, "timeout of one auth hook call", "5s",
+		func(c *Config) *time.Duration { return &c.AuthHookTimeout }),
+	durationSetting(nameAuthCacheTTL, forProxy, "how long the hook's answer about one caller's credentials is reused; 0 = ask every time", "30s",
+		func(c *Config) *time.Duration { return &c.AuthCacheTTL }),
+	{
+		name: nameJWTSecret, arg: "secret", used: forProxy,
+		help:     "shared secret that clients' Bearer JWTs are signed with (HS256), at least 32 bytes",
+		defaults: always(""),
+		note:     always("none"),
+		parse:    func(c *Config, raw string) []string { c.JWTSecret = raw; return nil },
+		show:     func(c *Config) string { return secretState(c.JWTSecret) },
+	},
+	pathSetting(nameJWTPublicKeyFile, "PEM RSA or EC public key that verifies clients' Bearer JWTs (RS256, ES256)",
+		func(c *Config) *string { return &c.JWTPublicKeyFile }),
+	pathSetting(nameJWTJWKSFile, "JWKS file of the public keys that verify clients' Bearer JWTs (RS256, ES256), chosen by kid",
+		func(c *Config) *string { return &c.JWTJWKSFile }),
+	textSetting(nameJWTAudience, "audience", "audience (aud) a JWT must name", "none: not checked",
+		func(c *Config) *string { return &c.JWTAudience }),
+	textSetting(nameJWTIssuer, "issuer", "issuer (iss) a JWT must name", "none: not checked",
+		func(c *Config) *string { return &c.JWTIssuer }),
+	durationSetting(nameJWTLeeway, forProxy, "clock skew allowed when checking a JWT's exp and nbf, at most 5m", "30s",
+		func(c *Config) *time.Duration { return &c.JWTLeeway }),
+	countSetting(nameCreateRate, "uploads one client IP may create per minute; 0 = unlimited", "0",
+		func(c *Config) *int { return &c.CreateRate }),
+	countSetting(nameMaxPatchesPerIP, "PATCH requests one client IP may have in flight at once; 0 = unlimited", "0",
+		func(c *Config) *int { return &c.MaxPatchesPerIP }),
+	countSetting(nameMaxInFlight, "uploads with a PATCH in flight at once in the whole process; 0 = unlimited", "1000",
+		func(c *Config) *int { return &c.MaxInFlight }),
+	{
 		name: nameEmulatorListen, arg: "host:port", used: forDev | forEmulator,
 		help:     "address the Kinescope emulator listens on",
 		defaults: perCommand("", "127.0.0.1:0", "127.0.0.1:9000"),
@@ -379,6 +453,62 @@ func durationSetting(n name, used int, help, def string, field func(*Config) *ti
 			return nil
 		},
 		show: func(c *Config) string { return field(c).String() },
+	}
+}
+
+// sizeSetting is a proxy setting in bytes, written with parseSize's units.
+func sizeSetting(n name, help, def string, field func(*Config) *int64) *setting {
+	return &setting{
+		name: n, arg: "size", used: forProxy, help: help,
+		defaults: always(def),
+		parse: func(c *Config, raw string) []string {
+			size, msg := parseSize(raw)
+			if msg != "" {
+				return []string{msg}
+			}
+			*field(c) = size
+			return nil
+		},
+		show: func(c *Config) string { return formatSize(*field(c)) },
+	}
+}
+
+// countSetting is a proxy setting holding a whole number. Negative numbers
+// parse so that Validate can say why they are wrong.
+func countSetting(n name, help, def string, field func(*Config) *int) *setting {
+	return &setting{
+		name: n, arg: "n", used: forProxy, help: help,
+		defaults: always(def),
+		parse: func(c *Config, raw string) []string {
+			count, err := strconv.Atoi(raw)
+			if errors.Is(err, strconv.ErrRange) {
+				return []string{fmt.Sprintf("%q is too large", raw)}
+			}
+			if err != nil {
+				return []string{fmt.Sprintf("%q is not a whole number", raw)}
+			}
+			*field(c) = count
+			return nil
+		},
+		show: func(c *Config) string { return strconv.Itoa(*field(c)) },
+	}
+}
+
+// pathSetting is a proxy setting naming a file, empty by default. Only the
+// proxy opens it: Validate stays free of side effects.
+func pathSetting(n name, help string, field func(*Config) *string) *setting {
+	return textSetting(n, "path", help, "none", field)
+}
+
+// textSetting is a proxy setting kept as given, empty by default; note says
+// in usage what empty means.
+func textSetting(n name, arg, help, note string, field func(*Config) *string) *setting {
+	return &setting{
+		name: n, arg: arg, used: forProxy, help: help,
+		defaults: always(""),
+		note:     always(note),
+		parse:    func(c *Config, raw string) []string { *field(c) = raw; return nil },
+		show:     func(c *Config) string { return *field(c) },
 	}
 }
 

@@ -15,6 +15,21 @@ import (
 // does not dominate, and keeps a typo like "64" (bytes) from being accepted.
 const minUpstreamChunkSize = 64 << 10
 
+// Bounds of MaxHeaderBytes: below 4 KiB ordinary browser requests with
+// cookies fail; above 16 MiB every connection may pin that much memory.
+const (
+	minMaxHeaderBytes = 4 << 10
+	maxMaxHeaderBytes = 16 << 20
+)
+
+// minJWTSecretLen is the HS256 key length RFC 7518 §3.2 requires: a key as
+// long as the hash output, so the secret is not the weak point.
+const minJWTSecretLen = 32
+
+// maxJWTLeeway bounds the clock skew allowance; more would keep expired
+// tokens working long after they should have stopped.
+const maxJWTLeeway = 5 * time.Minute
+
 // Validate reports every problem with c at once, one error per problem, each
 // naming the flag and the environment variable. It checks only the settings
 // c.Command uses and changes nothing.
@@ -113,8 +128,15 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 		}
 	}
 	positive(nameUpstreamTimeout, c.UpstreamTimeout)
+	positive(nameUpstreamIdle, c.UpstreamIdleTimeout)
 	positive(nameInitTimeout, c.InitTimeout)
 	positive(nameShutdownTimeout, c.ShutdownTimeout)
+	positive(nameReadHeaderTimeout, c.ReadHeaderTimeout)
+	positive(nameBodyIdleTimeout, c.BodyIdleTimeout)
+	if c.MaxHeaderBytes < minMaxHeaderBytes || c.MaxHeaderBytes > maxMaxHeaderBytes {
+		add(nameMaxHeaderBytes, "is %s; must be from 4KiB to 16MiB", formatSize(c.MaxHeaderBytes))
+	}
+	c.tlsProblems(add)
 	if c.UploadTTL < 0 {
 		add(nameUploadTTL, "is %s; must not be negative (0 means never expire)", c.UploadTTL)
 	}
@@ -131,6 +153,89 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 		case basePathOK && pathsOverlap(c.SeedPath, c.BasePath):
 			add(nameSeedPath, "%q overlaps the tus base path %q (-%s); choose another path or off", c.SeedPath, c.BasePath, nameBasePath.flag)
 		}
+	}
+
+	c.authProblems(add)
+	for _, limit := range []struct {
+		name
+		value int
+	}{
+		{nameCreateRate, c.CreateRate},
+		{nameMaxPatchesPerIP, c.MaxPatchesPerIP},
+		{nameMaxInFlight, c.MaxInFlight},
+	} {
+		if limit.value < 0 {
+			add(limit.name, "is %d; must not be negative (0 means unlimited)", limit.value)
+		}
+	}
+}
+
+// tlsProblems reports a certificate without its key or the other way round:
+// serving plain HTTP when HTTPS was meant would be worse than not starting.
+func (c *Config) tlsProblems(add func(name, string, ...any)) {
+	switch {
+	case c.TLSCertFile != "" && c.TLSKeyFile == "":
+		add(nameTLSCertFile, "is set but %s is not; give both or neither", nameTLSKeyFile)
+	case c.TLSKeyFile != "" && c.TLSCertFile == "":
+		add(nameTLSKeyFile, "is set but %s is not; give both or neither", nameTLSCertFile)
+	}
+}
+
+func (c *Config) authProblems(add func(name, string, ...any)) {
+	if c.AuthHookURL != "" && !isAbsoluteHTTP(c.AuthHookURL) {
+		// Not quoted: the URL may carry a key in its query.
+		add(nameAuthHookURL, "must be an absolute http:// or https:// URL")
+	}
+	if c.AuthHookTimeout <= 0 {
+		add(nameAuthHookTimeout, "is %s; must be more than 0", c.AuthHookTimeout)
+	}
+	if c.AuthCacheTTL < 0 {
+		add(nameAuthCacheTTL, "is %s; must not be negative (0 means no caching)", c.AuthCacheTTL)
+	}
+
+	// Never quote the secret, nor say how long it is.
+	if c.JWTSecret != "" && len(c.JWTSecret) < minJWTSecretLen {
+		add(nameJWTSecret, "is shorter than %d bytes; use a random secret of at least %d bytes", minJWTSecretLen, minJWTSecretLen)
+	}
+	// Each key source means a different set of algorithms; two at once
+	// would leave it unclear which tokens are accepted.
+	var keySources []name
+	for _, source := range []struct {
+		name
+		set bool
+	}{
+		{nameJWTSecret, c.JWTSecret != ""},
+		{nameJWTPublicKeyFile, c.JWTPublicKeyFile != ""},
+		{nameJWTJWKSFile, c.JWTJWKSFile != ""},
+	} {
+		if source.set {
+			keySources = append(keySources, source.name)
+		}
+	}
+	if len(keySources) > 1 {
+		others := make([]string, len(keySources)-1)
+		for i, n := range keySources[1:] {
+			others[i] = n.String()
+		}
+		add(keySources[0], "cannot be combined with %s; give one way to verify JWTs", strings.Join(others, " or "))
+	}
+	// An audience or issuer without a key looks like JWTs are checked while
+	// nothing is: refuse to start rather than run open.
+	if !c.JWTEnabled() {
+		for _, claim := range []struct {
+			name
+			value string
+		}{
+			{nameJWTAudience, c.JWTAudience},
+			{nameJWTIssuer, c.JWTIssuer},
+		} {
+			if claim.value != "" {
+				add(claim.name, "has no effect without %s, %s or %s; JWTs are not checked at all", nameJWTSecret, nameJWTPublicKeyFile, nameJWTJWKSFile)
+			}
+		}
+	}
+	if c.JWTLeeway < 0 || c.JWTLeeway > maxJWTLeeway {
+		add(nameJWTLeeway, "is %s; must be from 0 to 5m", c.JWTLeeway)
 	}
 }
 

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,7 @@ type bodyReader struct {
 	src  io.Reader
 	rc   *http.ResponseController
 	info *requestInfo
+	idle time.Duration // a Read waiting longer for the client fails
 
 	stop atomic.Pointer[Error] // why the service stopped reading, if it did
 
@@ -24,11 +27,16 @@ type bodyReader struct {
 	err error // first read failure of the client's body
 }
 
-func newBodyReader(w http.ResponseWriter, r *http.Request) *bodyReader {
-	return &bodyReader{src: r.Body, rc: http.NewResponseController(w), info: infoFrom(r)}
+func newBodyReader(w http.ResponseWriter, r *http.Request, idle time.Duration) *bodyReader {
+	return &bodyReader{src: r.Body, rc: http.NewResponseController(w), info: infoFrom(r), idle: idle}
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	// Extend the deadline before checking stop: interrupt sets stop first and
+	// then a deadline in the past, so one of the two always wins over this.
+	if b.idle > 0 {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	}
 	if stop := b.stop.Load(); stop != nil {
 		return 0, stop
 	}
@@ -39,6 +47,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		if stop := b.stop.Load(); stop != nil {
 			err = stop // the read failed because interrupt set a deadline
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errClientStalled
+			b.stop.CompareAndSwap(nil, errClientStalled)
 		}
 		b.mu.Lock()
 		if b.err == nil {

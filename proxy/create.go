@@ -59,19 +59,35 @@ func (s *Service) checkLength(length int64) error {
 	return nil
 }
 
+// admit runs the checks every new upload passes before Kinescope is called:
+// the per-address creation rate, then the auth decision.
+func (s *Service) admit(r *http.Request, c creation) (grant, error) {
+	if err := s.limits.allowCreate(s.clientIP(r), s.now()); err != nil {
+		return grant{}, err
+	}
+	return s.authorizeCreate(r, c)
+}
+
 // initUpload asks Kinescope for a tus endpoint and checks that it may be used.
-func (s *Service) initUpload(r *http.Request, c creation) (kinescope.Upload, error) {
+func (s *Service) initUpload(r *http.Request, c creation, g grant) (kinescope.Upload, error) {
 	filename := c.metadata["filename"]
 	if filename == "" {
 		filename = c.metadata["name"] // Uppy's key
 	}
+	title, description := c.metadata["title"], c.metadata["description"]
+	if g.title != "" {
+		title = g.title
+	}
+	if g.description != "" {
+		description = g.description
+	}
 	req := kinescope.InitRequest{
-		ParentID:    s.cfg.ParentID,
+		ParentID:    g.parentID,
 		Type:        "video",
-		Title:       kinescope.TitleFor(c.metadata["title"], filename),
+		Title:       kinescope.TitleFor(title, filename),
 		Filename:    filename,
 		Filesize:    c.length,
-		Description: c.metadata["description"],
+		Description: description,
 	}
 	if ip := s.clientIP(r); ip.IsValid() {
 		req.ClientIP = ip.String()
@@ -156,7 +172,12 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	up, err := s.initUpload(r, c)
+	g, err := s.admit(r, c)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	up, err := s.initUpload(r, c, g)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -168,6 +189,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		Endpoint:  up.Endpoint,
 		Length:    c.length,
 		Metadata:  c.rawMetadata,
+		Owner:     g.owner,
 		CreatedAt: now,
 		UpdatedAt: now,
 	}
@@ -198,7 +220,12 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 // interrupted PATCH (tusd drops the Location in this case, orphaning the
 // video). It answers the client itself only when there is no upload left.
 func (s *Service) createWithUpload(w http.ResponseWriter, r *http.Request, rec state.Record) (state.Record, error) {
-	body := newBodyReader(w, r)
+	release, err := s.limits.startPatch(s.clientIP(r))
+	if err != nil {
+		return rec, nil // over a limit: the client resumes from offset 0
+	}
+	defer release()
+	body := newBodyReader(w, r, s.cfg.BodyIdleTimeout)
 	untrack, ok := s.track(body)
 	if !ok {
 		return rec, nil // shutting down: the client resumes from offset 0

@@ -19,6 +19,9 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.checkAccess(w, r, id, "delete") {
+		return
+	}
 	// Taking the lock stops a PATCH still streaming to this upload.
 	lock, err := s.lockUpload(r.Context(), id, func() {})
 	if err != nil {

@@ -76,6 +76,13 @@ var (
 		"the upstream holds a different offset; send HEAD and resume from its Upload-Offset")
 	errUpstreamFailed = newError(http.StatusBadGateway, "upstream_failed", "the upload to Kinescope failed; send HEAD and resume")
 
+	errAuthRequired    = newError(http.StatusUnauthorized, "auth_required", "a valid Bearer token is required")
+	errAuthUnavailable = &Error{http.StatusServiceUnavailable, "auth_unavailable", "the auth hook is unavailable; retry later", defaultRetryAfter}
+	errCreateRate      = newError(http.StatusTooManyRequests, "rate_limited", "too many uploads started from this address; retry later")
+	errTooManyPatches  = &Error{http.StatusTooManyRequests, "too_many_patches", "too many uploads in progress from this address; retry later", time.Second}
+	errBusy            = &Error{http.StatusServiceUnavailable, "busy", "tusproxy has too many uploads in progress; retry later", defaultRetryAfter}
+	errClientStalled   = newError(http.StatusRequestTimeout, "client_stalled", "no body bytes arrived for too long; send HEAD and resume")
+
 	errInternal = newError(http.StatusInternalServerError, "internal_error", "internal error")
 )
 
@@ -100,6 +107,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h := w.Header()
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	if e.Status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer realm="tusproxy"`)
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")

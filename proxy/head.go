@@ -22,6 +22,9 @@ func (s *Service) handleHead(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.checkAccess(w, r, id, "head") {
+		return
+	}
 	// Taking the lock asks a stale PATCH of the same upload (a client that
 	// lost its connection and is resuming) to stop, so the offset answered
 	// is final; this is tusd's behaviour too.
@@ -74,6 +77,30 @@ func (s *Service) loadUpload(w http.ResponseWriter, r *http.Request, id string) 
 		return rec, false
 	}
 	return rec, true
+}
+
+// checkAccess answers 404 itself (and returns false) when auth is configured
+// and the caller does not own the upload. It runs before the upload's lock
+// is taken, so a stranger cannot even interrupt a PATCH in flight; an
+// upload's owner never changes, so reading its record unlocked is safe.
+func (s *Service) checkAccess(w http.ResponseWriter, r *http.Request, id, op string) bool {
+	if s.jwt == nil && s.hook == nil {
+		return true
+	}
+	rec, err := s.store.Get(r.Context(), id)
+	if err != nil {
+		if errors.Is(err, state.ErrNotFound) {
+			writeError(w, r, errUploadNotFound)
+		} else {
+			s.fail(w, r, err)
+		}
+		return false
+	}
+	if err := s.authorizeAccess(r, op, rec); err != nil {
+		writeError(w, r, err)
+		return false
+	}
+	return true
 }
 
 // fail answers err; anything that is not an *Error is logged here, where

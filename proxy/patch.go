@@ -24,7 +24,16 @@ func (s *Service) handlePatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errOffsetInvalid.withMessage("Upload-Offset: "+err.Error()))
 		return
 	}
-	body := newBodyReader(w, r)
+	if !s.checkAccess(w, r, id, "patch") {
+		return
+	}
+	release, err := s.limits.startPatch(s.clientIP(r))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	body := newBodyReader(w, r, s.cfg.BodyIdleTimeout)
 	untrack, ok := s.track(body)
 	if !ok {
 		writeError(w, r, errShuttingDown)

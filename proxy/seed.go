@@ -52,7 +52,12 @@ func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	up, err := s.initUpload(r, c)
+	g, err := s.admit(r, c)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	up, err := s.initUpload(r, c, g)
 	if err != nil {
 		s.fail(w, r, err)
 		return

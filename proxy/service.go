@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -43,6 +46,9 @@ type Service struct {
 	upstream  *tusproto.Client
 	fwd       forwarding
 	cors      corsPolicy
+	jwt       *jwtVerifier // nil: no tokens checked
+	hook      *authHook    // nil: no auth hook
+	limits    *limits
 	handler   http.Handler
 
 	// streams holds the body readers of PATCHes in flight, so Abort can stop
@@ -82,8 +88,21 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	client := deps.HTTP
 	if client == nil {
-		client = &http.Client{Transport: newUpstreamTransport(cfg.UpstreamTimeout)}
+		transport, err := newUpstreamTransport(cfg)
+		if err != nil {
+			return nil, err
+		}
+		client = &http.Client{Transport: transport}
 	}
+	jwtVerifier, err := newJWTVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.jwt = jwtVerifier
+	if cfg.AuthHookURL != "" {
+		s.hook = newAuthHook(cfg.AuthHookURL, cfg.AuthHookTimeout, cfg.AuthCacheTTL, client.Transport)
+	}
+	s.limits = newLimits(cfg.CreateRate, cfg.MaxPatchesPerIP, cfg.MaxInFlight)
 	s.kinescope = &kinescope.Client{InitURL: cfg.InitURL, Token: cfg.APIToken, HTTP: client, Timeout: cfg.InitTimeout}
 	s.endpoints = kinescope.EndpointPolicy{Hosts: cfg.UpstreamHosts}
 	s.upstream = &tusproto.Client{HTTP: client, UserAgent: "tusproxy"}
@@ -93,12 +112,34 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 }
 
 // newUpstreamTransport is a clone of the default transport with explicit
-// timeouts on every phase that does not depend on the body's size. HTTP/2 is
-// off: each upload streams on its own HTTP/1.1 connection, so one slow
-// upload never shares flow-control windows with another.
-func newUpstreamTransport(timeout time.Duration) *http.Transport {
+// timeouts on every phase: dial, TLS handshake and response headers take at
+// most the upstream timeout, and a body write that makes no progress for
+// the upstream idle timeout fails. HTTP/2 is off: each upload streams on its
+// own HTTP/1.1 connection, so one slow upload never shares flow-control
+// windows with another.
+func newUpstreamTransport(cfg *config.Config) (*http.Transport, error) {
+	timeout := cfg.UpstreamTimeout
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	idle := cfg.UpstreamIdleTimeout
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if err != nil || idle <= 0 {
+			return conn, err
+		}
+		return &idleWriteConn{Conn: conn, idle: idle}, nil
+	}
+	if cfg.UpstreamCAFile != "" {
+		pem, err := os.ReadFile(cfg.UpstreamCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("TUSPROXY_UPSTREAM_CA_FILE: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("TUSPROXY_UPSTREAM_CA_FILE: no PEM certificates in the file")
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	t.TLSHandshakeTimeout = timeout
 	t.ResponseHeaderTimeout = timeout
 	t.ExpectContinueTimeout = time.Second
@@ -109,7 +150,21 @@ func newUpstreamTransport(timeout time.Duration) *http.Transport {
 	t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	t.WriteBufferSize = 64 << 10
 	t.ReadBufferSize = 64 << 10
-	return t
+	return t, nil
+}
+
+// idleWriteConn fails a write that makes no progress for idle: an upstream
+// that stops reading a body must not hold a PATCH (and its lock) forever.
+type idleWriteConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleWriteConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }

@@ -396,7 +396,10 @@ func networkReason(err error) string {
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET):
 		return "connection reset by upstream"
-	case errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		// The transport closes its own end once it reads EOF from the
+		// upstream; a body write still under way then fails with this.
+		errors.Is(err, net.ErrClosed):
 		return "connection closed by upstream"
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return "upstream unreachable"

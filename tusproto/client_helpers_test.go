@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,9 +36,19 @@ type upstream struct {
 	dir    string
 	// patchesDone receives once per PATCH whose handling has ended.
 	patchesDone chan struct{}
+	// patchProto is the protocol major version of the last PATCH received.
+	patchProto atomic.Int32
 }
 
 func newUpstream(t *testing.T) *upstream {
+	t.Helper()
+	return newUpstreamOver(t, false)
+}
+
+// newUpstreamOver starts the upstream over TLS with HTTP/2 when http2 is
+// set, as Kinescope's HTTPS upload endpoints are likely to answer: the
+// HTTP/2 transport reads request bodies differently from HTTP/1.1.
+func newUpstreamOver(t *testing.T, http2 bool) *upstream {
 	t.Helper()
 	dir := t.TempDir()
 	composer := handler.NewStoreComposer()
@@ -54,6 +65,7 @@ func newUpstream(t *testing.T) *upstream {
 	mux := http.NewServeMux()
 	mux.Handle("/files/", http.StripPrefix("/files/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPatch {
+			up.patchProto.Store(int32(r.ProtoMajor))
 			defer func() {
 				select {
 				case up.patchesDone <- struct{}{}:
@@ -63,7 +75,13 @@ func newUpstream(t *testing.T) *upstream {
 		}
 		tusHandler.ServeHTTP(w, r)
 	})))
-	up.server = httptest.NewServer(mux)
+	up.server = httptest.NewUnstartedServer(mux)
+	if http2 {
+		up.server.EnableHTTP2 = true
+		up.server.StartTLS()
+	} else {
+		up.server.Start()
+	}
 	t.Cleanup(up.server.Close)
 	return up
 }
@@ -124,6 +142,15 @@ func (u *upstream) stored(t *testing.T, endpoint string) []byte {
 		t.Fatalf("read stored upload: %v", err)
 	}
 	return data
+}
+
+// client returns a client that trusts the upstream's certificate, with its
+// own transport.
+func (u *upstream) client(t *testing.T) *tusproto.Client {
+	t.Helper()
+	transport := u.server.Client().Transport.(*http.Transport).Clone()
+	t.Cleanup(transport.CloseIdleConnections)
+	return &tusproto.Client{HTTP: &http.Client{Transport: transport}}
 }
 
 // newClient returns a client with its own transport, so that connection

@@ -32,6 +32,15 @@ type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
+// protocols are the two ways the upstream is reached in body tests.
+var protocols = []struct {
+	name  string
+	http2 bool
+}{
+	{"http1", false},
+	{"http2", true},
+}
+
 func TestPatchWholeUpload(t *testing.T) {
 	tests := []struct {
 		name string
@@ -40,54 +49,63 @@ func TestPatchWholeUpload(t *testing.T) {
 		{"content length", func(data []byte) int64 { return int64(len(data)) }},
 		{"chunked", func([]byte) int64 { return -1 }},
 	}
-	for _, test := range tests {
-		t.Run(test.name, func(t *testing.T) {
-			up := newUpstream(t)
-			client := newClient(t)
-			data := randomBytes(3<<20 + 17)
+	for _, protocol := range protocols {
+		for _, test := range tests {
+			t.Run(protocol.name+"/"+test.name, func(t *testing.T) {
+				up := newUpstreamOver(t, protocol.http2)
+				client := up.client(t)
+				data := randomBytes(3<<20 + 17)
+				endpoint := up.create(t, int64(len(data)))
+
+				newOffset, err := client.Patch(context.Background(), endpoint, 0, onlyReader{bytes.NewReader(data)}, test.size(data))
+				if err != nil {
+					t.Fatalf("Patch: %v", err)
+				}
+				if newOffset != int64(len(data)) {
+					t.Errorf("new offset %d, want %d", newOffset, len(data))
+				}
+				if stored := up.stored(t, endpoint); !bytes.Equal(stored, data) {
+					t.Errorf("upstream holds %d bytes that differ from the %d sent", len(stored), len(data))
+				}
+				if want := map[bool]int32{false: 1, true: 2}[protocol.http2]; up.patchProto.Load() != want {
+					t.Errorf("upstream saw HTTP/%d, want HTTP/%d", up.patchProto.Load(), want)
+				}
+			})
+		}
+	}
+}
+
+func TestPatchInPiecesFromOneReader(t *testing.T) {
+	for _, protocol := range protocols {
+		t.Run(protocol.name, func(t *testing.T) {
+			up := newUpstreamOver(t, protocol.http2)
+			client := up.client(t)
+			data := randomBytes(1<<20 + 5)
 			endpoint := up.create(t, int64(len(data)))
 
-			newOffset, err := client.Patch(context.Background(), endpoint, 0, onlyReader{bytes.NewReader(data)}, test.size(data))
-			if err != nil {
-				t.Fatalf("Patch: %v", err)
+			// One reader feeds every piece, as one client PATCH feeds several
+			// upstream ones: Patch must not read past the size it was given.
+			body := onlyReader{bytes.NewReader(data)}
+			pieces := []int64{0, 1, 64 << 10, 300 << 10, 1<<20 + 5 - 1 - 64<<10 - 300<<10}
+			var offset int64
+			for _, piece := range pieces {
+				newOffset, err := client.Patch(context.Background(), endpoint, offset, body, piece)
+				if err != nil {
+					t.Fatalf("Patch %d bytes at %d: %v", piece, offset, err)
+				}
+				up.awaitPatch(t)
+				if newOffset != offset+piece {
+					t.Fatalf("Patch %d bytes at %d: new offset %d, want %d", piece, offset, newOffset, offset+piece)
+				}
+				offset = newOffset
 			}
-			if newOffset != int64(len(data)) {
-				t.Errorf("new offset %d, want %d", newOffset, len(data))
+			if offset != int64(len(data)) {
+				t.Fatalf("pieces add up to %d, want %d", offset, len(data))
 			}
 			if stored := up.stored(t, endpoint); !bytes.Equal(stored, data) {
 				t.Errorf("upstream holds %d bytes that differ from the %d sent", len(stored), len(data))
 			}
 		})
-	}
-}
-
-func TestPatchInPiecesFromOneReader(t *testing.T) {
-	up := newUpstream(t)
-	client := newClient(t)
-	data := randomBytes(1<<20 + 5)
-	endpoint := up.create(t, int64(len(data)))
-
-	// One reader feeds every piece, as one client PATCH feeds several
-	// upstream ones: Patch must not read past the size it was given.
-	body := onlyReader{bytes.NewReader(data)}
-	pieces := []int64{0, 1, 64 << 10, 300 << 10, 1<<20 + 5 - 1 - 64<<10 - 300<<10}
-	var offset int64
-	for _, piece := range pieces {
-		newOffset, err := client.Patch(context.Background(), endpoint, offset, body, piece)
-		if err != nil {
-			t.Fatalf("Patch %d bytes at %d: %v", piece, offset, err)
-		}
-		up.awaitPatch(t)
-		if newOffset != offset+piece {
-			t.Fatalf("Patch %d bytes at %d: new offset %d, want %d", piece, offset, newOffset, offset+piece)
-		}
-		offset = newOffset
-	}
-	if offset != int64(len(data)) {
-		t.Fatalf("pieces add up to %d, want %d", offset, len(data))
-	}
-	if stored := up.stored(t, endpoint); !bytes.Equal(stored, data) {
-		t.Errorf("upstream holds %d bytes that differ from the %d sent", len(stored), len(data))
 	}
 }
 
@@ -247,15 +265,6 @@ func (b *blockingReader) Read(p []byte) (int, error) {
 }
 
 func TestPatchNeverReturnsDuringBodyRead(t *testing.T) {
-	// The upstream refuses the upload before reading it. Closing the body of a
-	// large Content-Length request makes Go's server answer at once instead of
-	// draining it first.
-	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = r.Body.Close()
-		w.WriteHeader(http.StatusConflict)
-	}))
-	t.Cleanup(server.Close)
-	endpoint := server.URL + "/upload/secret-id"
 	body := &blockingReader{entered: make(chan struct{}), release: make(chan struct{})}
 	released := false
 	t.Cleanup(func() {
@@ -263,6 +272,18 @@ func TestPatchNeverReturnsDuringBodyRead(t *testing.T) {
 			close(body.release)
 		}
 	})
+	// The upstream refuses the upload without reading it, but only once the
+	// transport is stuck in the body's first Read, so the answer always
+	// arrives during that Read. Closing the body of a large Content-Length
+	// request makes Go's server answer at once instead of draining it first.
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-body.entered
+		_ = r.Body.Close()
+		w.WriteHeader(http.StatusConflict)
+	}))
+	t.Cleanup(server.Close)
+	endpoint := server.URL + "/upload/secret-id"
+	client := newClient(t)
 
 	gotResponse := make(chan struct{})
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
@@ -274,12 +295,15 @@ func TestPatchNeverReturnsDuringBodyRead(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		_, err := newClient(t).Patch(ctx, endpoint, 0, body, 10<<20)
+		_, err := client.Patch(ctx, endpoint, 0, body, 10<<20)
 		done <- result{err, body.inRead.Load()}
 	}()
 
-	<-body.entered
-	<-gotResponse
+	select {
+	case <-gotResponse:
+	case res := <-done:
+		t.Fatalf("Patch returned before the upstream answered: %v", res.err)
+	}
 	// The answer is in while the transport is stuck in Read. A Patch that
 	// returned now would leave the caller's reader in use; this wait can only
 	// miss such a bug, never report a false one.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -84,15 +85,18 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// newServer is the http.Server every listener of tusproxy uses.
-// ReadTimeout and WriteTimeout stay 0: an upload body may stream for hours.
-func newServer(h http.Handler, logger *slog.Logger) *http.Server {
+// newServer is the http.Server every listener of tusproxy uses. Headers
+// must arrive within the read-header timeout and fit the header cap (431
+// above it). ReadTimeout and WriteTimeout stay 0: an upload body may stream
+// for hours; a body that stalls is cut per read by the proxy's idle timeout.
+func newServer(h http.Handler, logger *slog.Logger, readHeaderTimeout time.Duration, maxHeaderBytes int64) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: readHeaderTimeout,
+		MaxHeaderBytes:    int(maxHeaderBytes),
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 }
 
@@ -109,18 +113,33 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, onListe
 	if err != nil {
 		return err
 	}
+	var cert *tls.Certificate
+	if cfg.TLSCertFile != "" {
+		c, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("TUSPROXY_TLS_CERT_FILE/TUSPROXY_TLS_KEY_FILE: %w", err)
+		}
+		cert = &c
+	}
 	// Bind before serving, so a taken port is an error at start.
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
-	srv := newServer(svc, logger)
+	srv := newServer(svc, logger, cfg.ReadHeaderTimeout, cfg.MaxHeaderBytes)
 	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSweep()
 	go svc.Run(sweepCtx)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if cert != nil {
+			srv.TLSConfig.Certificates = []tls.Certificate{*cert}
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	logger.Info("tusproxy listening", slog.String("addr", ln.Addr().String()), slog.String("version", version),
 		slog.String("config", cfg.String()))
 	onListen(ln.Addr())
@@ -159,7 +178,7 @@ func runEmulator(ctx context.Context, cfg *config.Config, logger *slog.Logger, s
 	if err != nil {
 		return err
 	}
-	srv := newServer(emu, logger)
+	srv := newServer(emu, logger, 10*time.Second, 64<<10)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "Kinescope emulator listening on http://%s (init: http://%s/v2/init)\n", ln.Addr(), ln.Addr())
@@ -186,7 +205,7 @@ func runDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout
 	if err != nil {
 		return err
 	}
-	emuSrv := newServer(emu, logger)
+	emuSrv := newServer(emu, logger, 10*time.Second, 64<<10)
 	go func() { _ = emuSrv.Serve(ln) }()
 	defer emuSrv.Close()
 	emuURL := "http://" + ln.Addr().String()

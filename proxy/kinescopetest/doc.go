@@ -10,6 +10,8 @@
 //   - /v2/upload/{uploadID}: a real tus 1.0.0 server, tusd v2's pkg/handler over
 //     pkg/filestore and pkg/memorylocker, for HEAD, PATCH, DELETE and OPTIONS.
 //     Creation (POST) is refused with 405: endpoints are issued by /v2/init only.
+//     With [Options.Discard] the store keeps no bytes, only offsets and a
+//     running SHA-256 per upload (for load tests).
 //   - GET /v2/emulator/videos and GET /v2/emulator/videos/{id}: the videos the
 //     emulator knows, with the hex SHA-256 of the bytes each one received, so
 //     tests written in other languages can check the bytes. These two routes

@@ -45,6 +45,19 @@ type Options struct {
 	// Logger receives the emulator's own log lines: never the token. Default
 	// nil: discard.
 	Logger *slog.Logger
+	// Discard keeps no upload bytes: only each upload's offset and a running
+	// SHA-256 of what it received, in memory. Meant for load tests, where
+	// the disk must not be the bottleneck; [Emulator.SHA256] works as usual,
+	// [Emulator.Data] fails with [ErrDiscarded]. Dir is not used, and
+	// nothing survives Close.
+	Discard bool
+}
+
+// uploadStore is what the emulator needs of its tusd store: tusd's
+// filestore, or a discardStore in discard mode.
+type uploadStore interface {
+	handler.DataStore
+	handler.TerminaterDataStore
 }
 
 // Stats counts the requests an [Emulator] has received since it was created.
@@ -65,8 +78,10 @@ type Emulator struct {
 	dir       string
 	ownsDir   bool
 	log       *slog.Logger
-	store     filestore.FileStore
+	store     uploadStore
+	discard   *discardStore // the store in discard mode; nil otherwise
 	tus       http.Handler
+	turns     uploadTurns // one request per upload inside tusd; see serialize.go
 
 	initCount, headCount, patchCount, deleteCount atomic.Int64
 
@@ -103,7 +118,9 @@ func New(opts Options) (*Emulator, error) {
 	}
 
 	dir, ownsDir := opts.Dir, false
-	if dir == "" {
+	if opts.Discard {
+		dir = ""
+	} else if dir == "" {
 		tmp, err := os.MkdirTemp("", "kinescopetest-")
 		if err != nil {
 			return nil, fmt.Errorf("kinescopetest: create storage directory: %w", err)
@@ -119,9 +136,14 @@ func New(opts Options) (*Emulator, error) {
 		dir:       dir,
 		ownsDir:   ownsDir,
 		log:       logger,
-		store:     filestore.New(dir),
 		byID:      make(map[string]*Video),
 		byUpload:  make(map[string]*Video),
+	}
+	if opts.Discard {
+		e.discard = newDiscardStore()
+		e.store = e.discard
+	} else {
+		e.store = filestore.New(dir)
 	}
 
 	composer := handler.NewStoreComposer()

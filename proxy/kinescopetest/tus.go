@@ -89,6 +89,7 @@ func (e *Emulator) handleTus(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if video != nil {
+		defer e.turns.wait(ctx, uploadID)()
 		// Before a DELETE, so that the record keeps the last offset.
 		e.observe(uploadID, false)
 	}

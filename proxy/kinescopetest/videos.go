@@ -105,8 +105,12 @@ func (e *Emulator) removeUpload(ctx context.Context, uploadID string) {
 	}
 }
 
-// saveVideo writes the video's sidecar file, replacing it atomically.
+// saveVideo writes the video's sidecar file, replacing it atomically. In
+// discard mode there is no directory: records live in memory only.
 func (e *Emulator) saveVideo(v Video) error {
+	if e.discard != nil {
+		return nil
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode video record: %w", err)
@@ -125,6 +129,9 @@ func (e *Emulator) saveVideo(v Video) error {
 
 // loadVideos reads the records a previous emulator left in Dir.
 func (e *Emulator) loadVideos() error {
+	if e.discard != nil {
+		return nil
+	}
 	paths, err := filepath.Glob(filepath.Join(e.dir, "*"+sidecarSuffix))
 	if err != nil {
 		return fmt.Errorf("kinescopetest: list video records: %w", err)
@@ -231,7 +238,8 @@ func (e *Emulator) observe(uploadID string, deleted bool) Video {
 	return snapshot
 }
 
-// Data returns the bytes the video's upload has received so far.
+// Data returns the bytes the video's upload has received so far. In discard
+// mode it fails with [ErrDiscarded].
 func (e *Emulator) Data(id string) ([]byte, error) {
 	body, err := e.open(id)
 	if err != nil {
@@ -248,6 +256,9 @@ func (e *Emulator) Data(id string) ([]byte, error) {
 // SHA256 returns the hex SHA-256 of the bytes the video's upload has received
 // so far. The bytes are streamed, never held in memory at once.
 func (e *Emulator) SHA256(id string) (string, error) {
+	if e.discard != nil {
+		return e.discardedSHA256(id)
+	}
 	body, err := e.open(id)
 	if err != nil {
 		return "", err
@@ -270,6 +281,9 @@ func (e *Emulator) open(id string) (io.ReadCloser, error) {
 	e.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownVideo, id)
+	}
+	if e.discard != nil {
+		return nil, fmt.Errorf("%w: video %s", ErrDiscarded, id)
 	}
 	ctx := context.Background()
 	upload, err := e.store.GetUpload(ctx, uploadID)
