@@ -264,7 +264,7 @@ func TestSIGTERMDrainsAndRecordsOffsets(t *testing.T) {
 	defer emu.Close()
 	db := t.TempDir() + "/tusproxy.db"
 	p := startProxy(t, emu, db, "", "TUSPROXY_SHUTDOWN_TIMEOUT=500ms")
-	const uploads = 5
+	const uploads = 20
 	data := random(t, 4<<20)
 	var locs []string
 	for i := 0; i < uploads; i++ {
