@@ -59,13 +59,18 @@ func (s *Service) checkLength(length int64) error {
 	return nil
 }
 
-// admit runs the checks every new upload passes before Kinescope is called:
-// the per-address creation rate, then the auth decision.
-func (s *Service) admit(r *http.Request, c creation) (grant, error) {
+// startUpload is the start of every upload, tus or seed flow: the
+// per-address creation rate, the auth decision, then Kinescope's /v2/init.
+func (s *Service) startUpload(r *http.Request, c creation) (kinescope.Upload, grant, error) {
 	if err := s.limits.allowCreate(s.clientIP(r), s.now()); err != nil {
-		return grant{}, err
+		return kinescope.Upload{}, grant{}, err
 	}
-	return s.authorizeCreate(r, c)
+	g, err := s.authorizeCreate(r, c)
+	if err != nil {
+		return kinescope.Upload{}, g, err
+	}
+	up, err := s.initUpload(r, c, g)
+	return up, g, err
 }
 
 // initUpload asks Kinescope for a tus endpoint and checks that it may be used.
@@ -172,12 +177,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	g, err := s.admit(r, c)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	up, err := s.initUpload(r, c, g)
+	up, g, err := s.startUpload(r, c)
 	if err != nil {
 		s.fail(w, r, err)
 		return

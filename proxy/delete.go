@@ -19,20 +19,12 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.checkAccess(w, r, id, "delete") {
-		return
-	}
 	// Taking the lock stops a PATCH still streaming to this upload.
-	lock, err := s.lockUpload(r.Context(), id, func() {})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	defer lock.Unlock()
-	rec, ok := s.loadUpload(w, r, id)
+	rec, release, ok := s.acquireUpload(w, r, id, "delete", func() {})
 	if !ok {
 		return
 	}
+	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.UpstreamTimeout)
 	defer cancel()
 	if err := s.upstream.Delete(ctx, rec.Endpoint); err != nil {

@@ -143,7 +143,14 @@ func (s *Service) syncOffset(ctx context.Context, rec state.Record) (state.Recor
 		s.log.Warn("upstream offset is behind the record; trusting the upstream", slog.String("upload_id", rec.ID),
 			slog.Int64("recorded", rec.Offset), slog.Int64("upstream", st.Offset))
 	}
-	return s.recordOffset(ctx, rec.ID, st.Offset)
+	updated, err := s.recordOffset(ctx, rec.ID, st.Offset)
+	if err != nil && !errors.Is(err, errUploadNotFound) {
+		// The store failed (logged by recordOffset), but the upstream's
+		// answer is known: use it rather than fail a HEAD with a 5xx.
+		rec.Offset, rec.OffsetUncertain = st.Offset, false
+		return rec, nil
+	}
+	return updated, err
 }
 
 // recordOffset stores an offset the upstream confirmed.

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/kinescope-tools/tusproxy/proxy/state"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
@@ -22,23 +21,14 @@ func (s *Service) handleHead(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.checkAccess(w, r, id, "head") {
-		return
-	}
 	// Taking the lock asks a stale PATCH of the same upload (a client that
 	// lost its connection and is resuming) to stop, so the offset answered
 	// is final; this is tusd's behaviour too.
-	lock, err := s.lockUpload(r.Context(), id, func() {})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	defer lock.Unlock()
-
-	rec, ok := s.loadUpload(w, r, id)
+	rec, release, ok := s.acquireUpload(w, r, id, "head", func() {})
 	if !ok {
 		return
 	}
+	defer release()
 	synced, err := s.syncOffset(r.Context(), rec)
 	if err != nil {
 		var e *Error
@@ -57,58 +47,4 @@ func (s *Service) handleHead(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setExpires(h, synced)
 	w.WriteHeader(http.StatusOK)
-}
-
-// loadUpload reads an upload's record for a request that holds its lock,
-// answering 404 or 410 itself when there is none to use.
-func (s *Service) loadUpload(w http.ResponseWriter, r *http.Request, id string) (state.Record, bool) {
-	rec, err := s.store.Get(r.Context(), id)
-	if err != nil {
-		if errors.Is(err, state.ErrNotFound) {
-			writeError(w, r, errUploadNotFound)
-		} else {
-			s.fail(w, r, err)
-		}
-		return rec, false
-	}
-	noteUpload(r, rec.ID, rec.VideoID)
-	if s.expired(rec) {
-		writeError(w, r, errUploadExpired)
-		return rec, false
-	}
-	return rec, true
-}
-
-// checkAccess answers 404 itself (and returns false) when auth is configured
-// and the caller does not own the upload. It runs before the upload's lock
-// is taken, so a stranger cannot even interrupt a PATCH in flight; an
-// upload's owner never changes, so reading its record unlocked is safe.
-func (s *Service) checkAccess(w http.ResponseWriter, r *http.Request, id, op string) bool {
-	if s.jwt == nil && s.hook == nil {
-		return true
-	}
-	rec, err := s.store.Get(r.Context(), id)
-	if err != nil {
-		if errors.Is(err, state.ErrNotFound) {
-			writeError(w, r, errUploadNotFound)
-		} else {
-			s.fail(w, r, err)
-		}
-		return false
-	}
-	if err := s.authorizeAccess(r, op, rec); err != nil {
-		writeError(w, r, err)
-		return false
-	}
-	return true
-}
-
-// fail answers err; anything that is not an *Error is logged here, where
-// its text is known, and answered as a bare 500.
-func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		s.log.Error("request failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-	}
-	writeError(w, r, err)
 }

@@ -24,9 +24,6 @@ func (s *Service) handlePatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errOffsetInvalid.withMessage("Upload-Offset: "+err.Error()))
 		return
 	}
-	if !s.checkAccess(w, r, id, "patch") {
-		return
-	}
 	release, err := s.limits.startPatch(s.clientIP(r))
 	if err != nil {
 		writeError(w, r, err)
@@ -42,17 +39,11 @@ func (s *Service) handlePatch(w http.ResponseWriter, r *http.Request) {
 	defer untrack()
 	// A later request for this upload asks us to let go: stop reading the
 	// body, record what the upstream kept, and release the lock.
-	lock, err := s.lockUpload(r.Context(), id, func() { body.interrupt(errInterrupted) })
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	defer lock.Unlock()
-
-	rec, ok := s.loadUpload(w, r, id)
+	rec, unlock, ok := s.acquireUpload(w, r, id, "patch", func() { body.interrupt(errInterrupted) })
 	if !ok {
 		return
 	}
+	defer unlock()
 	if rec.OffsetUncertain {
 		// The last PATCH failed before the upstream could be asked; try now.
 		// If it still cannot be asked, go on: the upstream checks the offset

@@ -52,12 +52,7 @@ func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	g, err := s.admit(r, c)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	up, err := s.initUpload(r, c, g)
+	up, _, err := s.startUpload(r, c)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -167,48 +167,61 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, onListe
 	return nil
 }
 
-// runEmulator serves the Kinescope emulator alone.
-func runEmulator(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
+// emulator is a running Kinescope emulator.
+type emulator struct {
+	url      string // http://host:port
+	serveErr chan error
+	stop     func()
+}
+
+// startEmulator serves the Kinescope emulator on the configured address.
+func startEmulator(cfg *config.Config, logger *slog.Logger) (*emulator, error) {
 	emu, err := kinescopetest.New(kinescopetest.Options{Token: cfg.EmulatorToken, Dir: cfg.EmulatorDir, Logger: logger})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer emu.Close()
 	ln, err := net.Listen("tcp", cfg.EmulatorListen)
+	if err != nil {
+		emu.Close()
+		return nil, err
+	}
+	srv := newServer(emu, logger, 10*time.Second, 64<<10)
+	e := &emulator{url: "http://" + ln.Addr().String(), serveErr: make(chan error, 1)}
+	go func() { e.serveErr <- srv.Serve(ln) }()
+	e.stop = func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+		emu.Close()
+	}
+	return e, nil
+}
+
+// runEmulator serves the Kinescope emulator alone.
+func runEmulator(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
+	emu, err := startEmulator(cfg, logger)
 	if err != nil {
 		return err
 	}
-	srv := newServer(emu, logger, 10*time.Second, 64<<10)
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "Kinescope emulator listening on http://%s (init: http://%s/v2/init)\n", ln.Addr(), ln.Addr())
+	defer emu.stop()
+	fmt.Fprintf(stdout, "Kinescope emulator listening on %s (init: %s/v2/init)\n", emu.url, emu.url)
 	select {
-	case err := <-serveErr:
+	case err := <-emu.serveErr:
 		return err
 	case <-ctx.Done():
+		return nil
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
-	return nil
 }
 
 // runDev runs the emulator and the proxy in one process: a working tus
 // endpoint on a fresh machine, with no Kinescope account.
 func runDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
-	emu, err := kinescopetest.New(kinescopetest.Options{Token: cfg.EmulatorToken, Dir: cfg.EmulatorDir, Logger: logger})
+	emu, err := startEmulator(cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer emu.Close()
-	ln, err := net.Listen("tcp", cfg.EmulatorListen)
-	if err != nil {
-		return err
-	}
-	emuSrv := newServer(emu, logger, 10*time.Second, 64<<10)
-	go func() { _ = emuSrv.Serve(ln) }()
-	defer emuSrv.Close()
-	emuURL := "http://" + ln.Addr().String()
+	defer emu.stop()
+	emuURL := emu.url
 	cfg.InitURL = emuURL + "/v2/init"
 	if cfg.APIToken == "" {
 		cfg.APIToken = cfg.EmulatorToken
