@@ -111,3 +111,40 @@ func TestTLSListenerAndHeaderCap(t *testing.T) {
 		t.Errorf("plain http answered 200 on the TLS listener")
 	}
 }
+
+func TestSlowHeadersAreCut(t *testing.T) {
+	emu, err := kinescopetest.NewServer(kinescopetest.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	addr := freeAddr(t)
+	env := map[string]string{
+		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "KINESCOPE_INIT_URL": emu.InitURL,
+		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": "127.0.0.1", "TUSPROXY_STORE": "memory",
+		"TUSPROXY_READ_HEADER_TIMEOUT": "300ms", "TUSPROXY_LOG_LEVEL": "error",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &syncBuffer{}, &syncBuffer{})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitHealthy(t, "http://"+addr)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Half a request line, then silence (slowloris).
+	conn.Write([]byte("POST /files/ HTTP/1.1\r\nHost: x\r\n"))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 512)
+	_, err = conn.Read(buf)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the connection was still open 5 s after a 300 ms header timeout")
+	}
+}
