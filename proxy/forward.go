@@ -87,7 +87,9 @@ func (s *Service) afterFailure(r *http.Request, rec state.Record, body *bodyRead
 		if errors.As(err, &e) && (e == errUploadGone || e == errUploadNotFound) {
 			return rec, err
 		}
-		synced = rec
+		// Bytes may have moved and the upstream cannot say how many: the
+		// next PATCH asks again before trusting the record.
+		synced = s.markUncertain(r.Context(), rec)
 	}
 	if stop := body.failure(); stop != nil {
 		s.log.Info("patch stopped", slog.String("upload_id", rec.ID), slog.String("reason", stop.Code),
@@ -113,9 +115,9 @@ func (s *Service) afterFailure(r *http.Request, rec state.Record, body *bodyRead
 }
 
 // syncOffset asks the upstream for the upload's offset and records it. On a
-// transient failure the record is marked uncertain and returned unchanged
-// with the error; when the upstream no longer has the upload, the record is
-// dropped.
+// transient failure the record is returned unchanged with the error: a HEAD
+// that failed moved no bytes, so the record is as certain as it was. When
+// the upstream no longer has the upload, the record is dropped.
 func (s *Service) syncOffset(ctx context.Context, rec state.Record) (state.Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamTimeout)
 	defer cancel()
@@ -126,14 +128,6 @@ func (s *Service) syncOffset(ctx context.Context, rec state.Record) (state.Recor
 			return rec, s.forget(ctx, rec, ue.Status)
 		}
 		s.log.Warn("upstream head failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
-		if !rec.OffsetUncertain {
-			if updated, uerr := s.store.Update(ctx, rec.ID, func(r *state.Record) error {
-				r.OffsetUncertain = true
-				return nil
-			}); uerr == nil {
-				rec = updated
-			}
-		}
 		return rec, err
 	}
 	if st.Offset == rec.Offset && !rec.OffsetUncertain {
@@ -151,6 +145,22 @@ func (s *Service) syncOffset(ctx context.Context, rec state.Record) (state.Recor
 		return rec, nil
 	}
 	return updated, err
+}
+
+// markUncertain records that the upload's offset may be behind the upstream.
+func (s *Service) markUncertain(ctx context.Context, rec state.Record) state.Record {
+	if rec.OffsetUncertain {
+		return rec
+	}
+	updated, err := s.store.Update(context.WithoutCancel(ctx), rec.ID, func(r *state.Record) error {
+		r.OffsetUncertain = true
+		return nil
+	})
+	if err != nil {
+		s.log.Error("state store update failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
+		return rec
+	}
+	return updated
 }
 
 // recordOffset stores an offset the upstream confirmed.
