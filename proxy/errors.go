@@ -100,9 +100,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	noteError(r, e.Code)
 	if e.Status == statusClientClosed {
-		// Nobody is listening; record the status for the request log only.
+		// The client went away (or half-closed mid-body). Record 499 for the
+		// request log and drop the connection: returning would make net/http
+		// send an implicit 200 for a PATCH that did not finish.
 		noteStatus(r, statusClientClosed)
-		return
+		panic(http.ErrAbortHandler)
 	}
 	h := w.Header()
 	if e.RetryAfter > 0 {

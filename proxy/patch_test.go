@@ -335,3 +335,29 @@ func TestMethodOverride(t *testing.T) {
 		t.Fatalf("HEAD after override DELETE: %d", resp.StatusCode)
 	}
 }
+
+// A client that half-closes its connection mid-body must not be told its
+// PATCH succeeded: net/http would send an implicit 200 if tusproxy simply
+// returned.
+func TestHalfClosedClientGetsNoSuccess(t *testing.T) {
+	e := newEnv(t, nil)
+	loc := e.create(100_000, "")
+	u, _ := url.Parse(loc)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nContent-Length: 100000\r\n\r\n", u.Path, u.Host)
+	conn.Write(make([]byte, 30_000))
+	conn.(*net.TCPConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, _ := io.ReadAll(conn)
+	if bytes.HasPrefix(answer, []byte("HTTP/1.1 2")) {
+		t.Fatalf("a half-closed PATCH was answered with success: %q", answer)
+	}
+	if got, up := e.headOffset(loc), e.video(loc).Offset; got != up {
+		t.Fatalf("HEAD %d, upstream holds %d", got, up)
+	}
+}
