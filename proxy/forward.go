@@ -7,20 +7,33 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
+// recordEvery is how often a long client PATCH records the offsets the
+// upstream confirmed while it streams. The record is the upstream's offset
+// as last seen, not the truth (HEAD asks the upstream), so it needs no write
+// per upstream PATCH; it is always written when the client PATCH ends.
+const recordEvery = time.Second
+
 // forward streams a client's body to the upstream, starting at rec.Offset.
 // declared is the body's Content-Length, or -1 when the client sends it
 // chunked. A body longer than the upstream chunk size goes upstream as
-// consecutive PATCHes, each checked by the upstream against its offset and
-// recorded once confirmed. It returns the record as it stands afterwards,
-// also on error.
+// consecutive PATCHes, each checked by the upstream against its offset. It
+// returns the record as it stands afterwards, also on error.
 func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, declared int64) (state.Record, error) {
 	chunk := s.cfg.UpstreamChunkSize
 	remaining := rec.Length - rec.Offset
+	stored, lastStored := rec.Offset, time.Now()
+	// fail hands a failure over with the record as stored: what the
+	// upstream confirmed since is asked again there.
+	fail := func(err error) (state.Record, error) {
+		rec.Offset = stored
+		return s.afterFailure(r, rec, body, err)
+	}
 	for remaining > 0 {
 		var segment io.Reader
 		var size int64
@@ -38,7 +51,7 @@ func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, d
 			n, err := io.ReadFull(body, first[:])
 			if n == 0 {
 				if err != nil && err != io.EOF {
-					return s.afterFailure(r, rec, body, err)
+					return fail(err)
 				}
 				break
 			}
@@ -47,17 +60,27 @@ func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, d
 		}
 		newOffset, err := s.upstream.Patch(r.Context(), rec.Endpoint, rec.Offset, segment, size)
 		if err != nil {
-			return s.afterFailure(r, rec, body, err)
+			return fail(err)
 		}
 		moved := newOffset - rec.Offset
-		if rec, err = s.recordOffset(r.Context(), rec.ID, newOffset); err != nil {
-			return rec, err
+		rec.Offset = newOffset
+		if time.Since(lastStored) >= recordEvery {
+			if rec, err = s.recordOffset(r.Context(), rec.ID, newOffset); err != nil {
+				return rec, err
+			}
+			stored, lastStored = newOffset, time.Now()
 		}
 		remaining -= moved
 		if declared >= 0 {
 			declared -= moved
 		} else if moved < min(chunk, remaining+moved) {
 			break // the chunked body ended inside this segment
+		}
+	}
+	if rec.Offset != stored {
+		var err error
+		if rec, err = s.recordOffset(r.Context(), rec.ID, rec.Offset); err != nil {
+			return rec, err
 		}
 	}
 	if declared < 0 && remaining == 0 {
