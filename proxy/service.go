@@ -148,8 +148,10 @@ func newUpstreamTransport(cfg *config.Config) (*http.Transport, error) {
 	t.IdleConnTimeout = 90 * time.Second
 	t.ForceAttemptHTTP2 = false
 	t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	t.WriteBufferSize = 64 << 10
-	t.ReadBufferSize = 64 << 10
+	// The transport's default 4 KiB connection buffers stay: bodies bypass
+	// the write buffer (ReadFrom) and answers are a few hundred bytes, while
+	// 64 KiB buffers cost ~45 KiB of RSS per upload for no throughput
+	// (BENCHMARKS.md, "Memory").
 	return t, nil
 }
 
