@@ -319,10 +319,10 @@ const (
 func (b *bench) runQuietly(ctx context.Context, w workload, t *target, rep int) (result, error) {
 	var best result
 	for attempt := 1; ; attempt++ {
-		if w == concurrent && t.hop != nil {
-			// A fresh hop, so that its peak RSS is that of these uploads: Go
-			// keeps freed memory for minutes, and the creations burst of the
-			// previous repetition would show up instead.
+		if (w == concurrent || w == creations) && t.hop != nil {
+			// A fresh hop, so that its peak RSS is that of this workload: Go
+			// keeps freed memory for minutes, and the workload before would
+			// show up instead.
 			peak, err := t.restartHop()
 			if err != nil {
 				return best, err

@@ -225,14 +225,19 @@ func buildTusproxy(ctx context.Context, src, dir string) (string, error) {
 }
 
 // sourceRevision describes the tusproxy source measured: its git commit and
-// whether the work tree has changes; "" when src is not a git checkout.
+// whether the work tree changes tusproxy's Go sources; "" when src is not a
+// git checkout.
 func sourceRevision(src string) string {
 	rev, err := exec.Command("git", "-C", src, "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
 		return ""
 	}
 	desc := strings.TrimSpace(string(rev))
-	if status, err := exec.Command("git", "-C", src, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(status)) > 0 {
+	// Only changes to what goes into the binary count: not tests, not the
+	// bench itself.
+	status, err := exec.Command("git", "-C", src, "status", "--porcelain", "--",
+		"*.go", "go.mod", "go.sum", ":!*_test.go", ":!bench").Output()
+	if err == nil && len(bytes.TrimSpace(status)) > 0 {
 		desc += " with uncommitted changes"
 	}
 	return desc

@@ -355,6 +355,11 @@ func (b *bench) runCreations(ctx context.Context, t *target, m *meter, name stri
 	wg.Wait()
 	m.res.elapsed = time.Since(began)
 	m.stop()
+	if t.hop != nil {
+		if st, err := readProc(t.hop.pid()); err == nil {
+			m.res.rssPeak = st.hwm // a fresh process: see runQuietly
+		}
+	}
 
 	for _, l := range latencies {
 		if l >= 0 {
