@@ -180,13 +180,7 @@ func (u *discardUpload) sum() string {
 
 // discardedSHA256 is SHA256 in discard mode: the running hash of the upload.
 func (e *Emulator) discardedSHA256(id string) (string, error) {
-	e.mu.Lock()
-	v, ok := e.byID[id]
-	var uploadID string
-	if ok {
-		uploadID = v.UploadID
-	}
-	e.mu.Unlock()
+	uploadID, ok := e.uploadIDOf(id)
 	if !ok {
 		return "", fmt.Errorf("%w: %s", ErrUnknownVideo, id)
 	}

@@ -177,17 +177,22 @@ func (e *Emulator) Videos() []Video {
 
 // Video returns the video with this id; its Offset is the live tus offset.
 func (e *Emulator) Video(id string) (Video, bool) {
-	e.mu.Lock()
-	v, ok := e.byID[id]
-	var uploadID string
-	if ok {
-		uploadID = v.UploadID
-	}
-	e.mu.Unlock()
+	uploadID, ok := e.uploadIDOf(id)
 	if !ok {
 		return Video{}, false
 	}
 	return e.observe(uploadID, false), true
+}
+
+// uploadIDOf is the tus upload behind a video.
+func (e *Emulator) uploadIDOf(videoID string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.byID[videoID]
+	if !ok {
+		return "", false
+	}
+	return v.UploadID, true
 }
 
 // observe reads the upload's state from the store into its video record and
@@ -272,13 +277,7 @@ func (e *Emulator) SHA256(id string) (string, error) {
 }
 
 func (e *Emulator) open(id string) (io.ReadCloser, error) {
-	e.mu.Lock()
-	v, ok := e.byID[id]
-	var uploadID string
-	if ok {
-		uploadID = v.UploadID
-	}
-	e.mu.Unlock()
+	uploadID, ok := e.uploadIDOf(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownVideo, id)
 	}
