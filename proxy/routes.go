@@ -56,8 +56,8 @@ func handleHealthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// isServicePath reports whether a path belongs to tus or the seed endpoint
-// (the paths CORS and method override apply to).
+// isTusPath reports whether a path belongs to the tus endpoint (the paths
+// method override applies to; CORS covers these and the seed path).
 func (s *Service) isTusPath(p string) bool {
 	return strings.HasPrefix(p, s.cfg.BasePath) || p == strings.TrimSuffix(s.cfg.BasePath, "/")
 }

@@ -192,13 +192,13 @@ func startSlowPatch(t *testing.T, emu *kinescopetest.Server, videoID, url string
 	}
 }
 
-func create(t *testing.T, base string, length int) (string, string) {
+func create(t *testing.T, base string, length int) string {
 	t.Helper()
 	resp := tusRequest(t, http.MethodPost, base+"/files/", nil, "Upload-Length", strconv.Itoa(length))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %d", resp.StatusCode)
 	}
-	return resp.Header.Get("Location"), ""
+	return resp.Header.Get("Location")
 }
 
 func headOffset(t *testing.T, url string) int64 {
@@ -233,7 +233,7 @@ func TestRestartAfterSIGKILLMidPatchResumesByteExact(t *testing.T) {
 	data := random(t, 2<<20)
 
 	p := startProxy(t, emu, db, "")
-	loc, _ := create(t, "http://"+p.addr, len(data))
+	loc := create(t, "http://"+p.addr, len(data))
 	videoID := emu.Videos()[0].ID
 	startSlowPatch(t, emu, videoID, loc, data, 0, 200<<10)
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -268,7 +268,7 @@ func TestSIGTERMDrainsAndRecordsOffsets(t *testing.T) {
 	data := random(t, 4<<20)
 	var locs []string
 	for i := 0; i < uploads; i++ {
-		loc, _ := create(t, "http://"+p.addr, len(data))
+		loc := create(t, "http://"+p.addr, len(data))
 		locs = append(locs, loc)
 	}
 	videos := emu.Videos()
@@ -348,7 +348,7 @@ func TestDevCommandServesAnUpload(t *testing.T) {
 		t.Errorf("dev does not print the upload URL:\n%s", stdout.String())
 	}
 	data := random(t, 300_000)
-	loc, _ := create(t, "http://"+addr, len(data))
+	loc := create(t, "http://"+addr, len(data))
 	resp := tusRequest(t, http.MethodPatch, loc, bytes.NewReader(data), "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "300000" {
 		t.Fatalf("PATCH through dev: %d %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
