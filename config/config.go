@@ -15,9 +15,12 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
 // Command names the mode the program runs in; defaults and required settings
@@ -192,6 +195,31 @@ type Config struct {
 	// EmulatorDir is where the emulator keeps uploaded bytes. Default "": a
 	// temporary directory. Unused by serve.
 	EmulatorDir string
+	// EmulatorFaults are the faults the emulator starts with. Default: none.
+	EmulatorFaults kinescopetest.Faults
+
+	// MetricsListen is the admin listener's address (/metrics, /healthz,
+	// /readyz, /debug/pprof); "" disables it. Default ":9090" (dev:
+	// "127.0.0.1:9090"). It is separate from Listen so uploaders never see
+	// metrics.
+	MetricsListen string
+	// MetricsMaxUploads caps how many uploads have per-upload series at
+	// once; the rest count only in the overall metrics. Default 1000.
+	MetricsMaxUploads int
+	// MetricsUploadGrace is how long an upload's series stay after it
+	// completes, is terminated or expires. Default 1m.
+	MetricsUploadGrace time.Duration
+	// MetricsUploadIdle is how long an upload may go without a PATCH before
+	// its series are removed. Default 10m.
+	MetricsUploadIdle time.Duration
+	// Pprof serves /debug/pprof on the admin listener. Default false.
+	Pprof bool
+
+	// RedisPrefix prefixes every Redis key and channel. Default "tusproxy:".
+	RedisPrefix string
+	// LockLease is how long a Redis upload lock outlives a replica that
+	// died holding it; holders renew it while they work. Default 10s.
+	LockLease time.Duration
 }
 
 // JWTEnabled reports whether clients must present a Bearer JWT: a secret, a

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/kinescope-tools/tusproxy/config"
+
+	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
 const secretToken = "tok-7d0b4c2a-SECRET-91ee"
@@ -79,6 +81,12 @@ func TestDefaults(t *testing.T) {
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
 				MaxInFlight:         1000,
+				MetricsListen:       ":9090",
+				MetricsMaxUploads:   1000,
+				MetricsUploadGrace:  time.Minute,
+				MetricsUploadIdle:   10 * time.Minute,
+				RedisPrefix:         "tusproxy:",
+				LockLease:           10 * time.Second,
 			},
 		},
 		{
@@ -108,6 +116,12 @@ func TestDefaults(t *testing.T) {
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
 				MaxInFlight:         1000,
+				MetricsListen:       "127.0.0.1:9090",
+				MetricsMaxUploads:   1000,
+				MetricsUploadGrace:  time.Minute,
+				MetricsUploadIdle:   10 * time.Minute,
+				RedisPrefix:         "tusproxy:",
+				LockLease:           10 * time.Second,
 			},
 		},
 		{
@@ -218,6 +232,13 @@ var everySetting = []struct{ flag, env, value string }{
 	{"create-rate", "TUSPROXY_CREATE_RATE", "12"},
 	{"max-patches-per-ip", "TUSPROXY_MAX_PATCHES_PER_IP", "4"},
 	{"max-inflight", "TUSPROXY_MAX_INFLIGHT", "0"},
+	{"metrics-listen", "TUSPROXY_METRICS_LISTEN", "127.0.0.1:9191"},
+	{"metrics-max-uploads", "TUSPROXY_METRICS_MAX_UPLOADS", "50"},
+	{"metrics-upload-grace", "TUSPROXY_METRICS_UPLOAD_GRACE", "30s"},
+	{"metrics-upload-idle", "TUSPROXY_METRICS_UPLOAD_IDLE", "1h"},
+	{"pprof", "TUSPROXY_PPROF", "true"},
+	{"redis-prefix", "TUSPROXY_REDIS_PREFIX", "staging:tus:"},
+	{"lock-lease", "TUSPROXY_LOCK_LEASE", "20s"},
 }
 
 // otherSettings are proxy settings that cannot join everySetting because
@@ -266,6 +287,13 @@ var everySettingWant = config.Config{
 	CreateRate:          12,
 	MaxPatchesPerIP:     4,
 	MaxInFlight:         0,
+	MetricsListen:       "127.0.0.1:9191",
+	MetricsMaxUploads:   50,
+	MetricsUploadGrace:  30 * time.Second,
+	MetricsUploadIdle:   time.Hour,
+	Pprof:               true,
+	RedisPrefix:         "staging:tus:",
+	LockLease:           20 * time.Second,
 }
 
 func TestEverySettingByFlagAndByEnv(t *testing.T) {
@@ -296,6 +324,7 @@ func TestEmulatorSettings(t *testing.T) {
 		"TUSPROXY_EMULATOR_LISTEN": "127.0.0.1:7000",
 		"TUSPROXY_EMULATOR_TOKEN":  "emu",
 		"TUSPROXY_EMULATOR_DIR":    "/var/tmp/emu",
+		"TUSPROXY_EMULATOR_FAULTS": "cut-patch-every=3,cut-patch-after=64KiB,fail-every=4",
 		"TUSPROXY_LOG_LEVEL":       "warn",
 		// Settings the emulator does not use are ignored, even when bad.
 		"TUSPROXY_MAX_SIZE":      "lots",
@@ -309,9 +338,16 @@ func TestEmulatorSettings(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	want := config.Config{Command: config.CommandEmulator, EmulatorListen: "127.0.0.1:7000", EmulatorToken: "emu",
-		EmulatorDir: "/var/tmp/emu", LogLevel: slog.LevelWarn, LogFormat: "text"}
+		EmulatorDir: "/var/tmp/emu", LogLevel: slog.LevelWarn, LogFormat: "text",
+		EmulatorFaults: kinescopetest.Faults{CutPatchEvery: 3, CutPatchAfter: 64 << 10, FailEvery: 4}}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("Load = %+v, want %+v", *c, want)
+	}
+
+	// A bad fault spec is refused, naming the fault.
+	_, err = config.Load(config.CommandEmulator, []string{"-emulator-token=x", "-emulator-faults=fail-every=0"}, envOf(nil), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "fail-every") || !strings.Contains(err.Error(), "TUSPROXY_EMULATOR_FAULTS") {
+		t.Errorf("bad -emulator-faults: error %v, want one naming fail-every and TUSPROXY_EMULATOR_FAULTS", err)
 	}
 
 	// Proxy flags are not emulator flags.
@@ -489,8 +525,20 @@ var badValues = []struct {
 		"-upstream-timeout (TUSPROXY_UPSTREAM_TIMEOUT): is 0s; must be more than 0"},
 	{"init-timeout", "TUSPROXY_INIT_TIMEOUT", "soon",
 		`-init-timeout (TUSPROXY_INIT_TIMEOUT): "soon" is not a duration (like 90s, 15m or 24h)`},
-	{"store", "TUSPROXY_STORE", "redis://:" + secretToken + "@cache:6379",
-		"-store (TUSPROXY_STORE): redis stores are not supported yet (use memory or bolt:PATH)"},
+	{"store", "TUSPROXY_STORE", "redis://:" + secretToken + "@cache:6379/zero",
+		"-store (TUSPROXY_STORE): has a database that is not a number (redis://host:port/0)"},
+	{"metrics-listen", "TUSPROXY_METRICS_LISTEN", "9090",
+		`-metrics-listen (TUSPROXY_METRICS_LISTEN): "9090" is not host:port (such as :8080 or 127.0.0.1:8080)`},
+	{"metrics-max-uploads", "TUSPROXY_METRICS_MAX_UPLOADS", "-1",
+		"-metrics-max-uploads (TUSPROXY_METRICS_MAX_UPLOADS): is -1; must not be negative (0 means no per-upload series)"},
+	{"metrics-upload-idle", "TUSPROXY_METRICS_UPLOAD_IDLE", "0s",
+		"-metrics-upload-idle (TUSPROXY_METRICS_UPLOAD_IDLE): is 0s; must be more than 0"},
+	{"pprof", "TUSPROXY_PPROF", "yes please",
+		`-pprof (TUSPROXY_PPROF): "yes please" is not true or false`},
+	{"redis-prefix", "TUSPROXY_REDIS_PREFIX", "a b",
+		`-redis-prefix (TUSPROXY_REDIS_PREFIX): "a b" must be non-empty, without spaces or glob characters (such as tusproxy: or staging:tusproxy:)`},
+	{"lock-lease", "TUSPROXY_LOCK_LEASE", "100ms",
+		"-lock-lease (TUSPROXY_LOCK_LEASE): is 100ms; must be from 1s to 5m"},
 	{"upload-ttl", "TUSPROXY_UPLOAD_TTL", "-1h",
 		"-upload-ttl (TUSPROXY_UPLOAD_TTL): is -1h0m0s; must not be negative (0 means never expire)"},
 	{"shutdown-timeout", "TUSPROXY_SHUTDOWN_TIMEOUT", "-5s",
@@ -560,8 +608,8 @@ var moreBadValues = []struct {
 	{"upstream-timeout", "-1s", "-upstream-timeout (TUSPROXY_UPSTREAM_TIMEOUT): is -1s; must be more than 0"},
 	{"init-timeout", "0", "-init-timeout (TUSPROXY_INIT_TIMEOUT): is 0s; must be more than 0"},
 	{"store", "bolt:", `-store (TUSPROXY_STORE): "bolt:" needs a file path, such as bolt:/var/lib/tusproxy/state.db`},
-	{"store", "disk", `-store (TUSPROXY_STORE): "disk" is not a supported store (use memory or bolt:PATH)`},
-	{"store", "", `-store (TUSPROXY_STORE): "" is not a supported store (use memory or bolt:PATH)`},
+	{"store", "disk", `-store (TUSPROXY_STORE): "disk" is not a supported store (use memory, bolt:PATH or redis://host:port/db)`},
+	{"store", "", `-store (TUSPROXY_STORE): "" is not a supported store (use memory, bolt:PATH or redis://host:port/db)`},
 	{"seed-path", "/files/seed", `-seed-path (TUSPROXY_SEED_PATH): "/files/seed" overlaps the tus base path "/files/" (-base-path); choose another path or off`},
 	{"tls-key-file", "/etc/tusproxy/key.pem", "-tls-key-file (TUSPROXY_TLS_KEY_FILE): is set but -tls-cert-file (TUSPROXY_TLS_CERT_FILE) is not; give both or neither"},
 	{"read-header-timeout", "0", "-read-header-timeout (TUSPROXY_READ_HEADER_TIMEOUT): is 0s; must be more than 0"},

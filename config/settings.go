@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +63,14 @@ var (
 	nameEmulatorListen    = name{"emulator-listen", "TUSPROXY_EMULATOR_LISTEN"}
 	nameEmulatorToken     = name{"emulator-token", "TUSPROXY_EMULATOR_TOKEN"}
 	nameEmulatorDir       = name{"emulator-dir", "TUSPROXY_EMULATOR_DIR"}
+	nameEmulatorFaults    = name{"emulator-faults", "TUSPROXY_EMULATOR_FAULTS"}
+	nameMetricsListen     = name{"metrics-listen", "TUSPROXY_METRICS_LISTEN"}
+	nameMetricsMaxUploads = name{"metrics-max-uploads", "TUSPROXY_METRICS_MAX_UPLOADS"}
+	nameMetricsGrace      = name{"metrics-upload-grace", "TUSPROXY_METRICS_UPLOAD_GRACE"}
+	nameMetricsIdle       = name{"metrics-upload-idle", "TUSPROXY_METRICS_UPLOAD_IDLE"}
+	namePprof             = name{"pprof", "TUSPROXY_PPROF"}
+	nameRedisPrefix       = name{"redis-prefix", "TUSPROXY_REDIS_PREFIX"}
+	nameLockLease         = name{"lock-lease", "TUSPROXY_LOCK_LEASE"}
 )
 
 // Which commands use a setting.
@@ -321,7 +331,7 @@ var allSettings = []*setting{
 		func(c *Config) *time.Duration { return &c.InitTimeout }),
 	{
 		name: nameStore, arg: "store", used: forProxy,
-		help:     `where upload state is kept: "memory" or "bolt:PATH"`,
+		help:     `where upload state is kept: "memory", "bolt:PATH" or "redis://[:password@]host:port/db" ("rediss://" for TLS)`,
 		defaults: perCommand("bolt:./tusproxy.db", "memory", "-"),
 		parse:    func(c *Config, raw string) []string { c.Store = raw; return nil },
 		show: func(c *Config) string {
@@ -438,6 +448,57 @@ var allSettings = []*setting{
 		parse:    func(c *Config, raw string) []string { c.EmulatorDir = raw; return nil },
 		show:     func(c *Config) string { return c.EmulatorDir },
 	},
+	{
+		name: nameEmulatorFaults, arg: "spec", used: forDev | forEmulator,
+		help: "faults the emulator injects, e.g. cut-patch-every=3,cut-patch-after=256KiB,fail-every=5,latency=20ms " +
+			"(also switchable at run time: PUT /v2/emulator/faults)",
+		defaults: always("none"),
+		parse: func(c *Config, raw string) []string {
+			f, err := kinescopetest.ParseFaults(raw)
+			if err != nil {
+				return []string{err.Error()}
+			}
+			c.EmulatorFaults = f
+			return nil
+		},
+		show: func(c *Config) string { return c.EmulatorFaults.String() },
+	},
+	{
+		name: nameMetricsListen, arg: "host:port", used: forProxy,
+		help:     "admin listener for /metrics, /healthz, /readyz (and /debug/pprof with -pprof); empty = off",
+		defaults: perCommand(":9090", "127.0.0.1:9090", "-"),
+		parse:    func(c *Config, raw string) []string { c.MetricsListen = raw; return nil },
+		show:     func(c *Config) string { return c.MetricsListen },
+	},
+	countSetting(nameMetricsMaxUploads, "uploads that get per-upload metric series at once; 0 = none", "1000",
+		func(c *Config) *int { return &c.MetricsMaxUploads }),
+	durationSetting(nameMetricsGrace, forProxy, "how long an upload's series stay after it completes, is terminated or expires", "1m",
+		func(c *Config) *time.Duration { return &c.MetricsUploadGrace }),
+	durationSetting(nameMetricsIdle, forProxy, "an upload with no PATCH for this long loses its per-upload series", "10m",
+		func(c *Config) *time.Duration { return &c.MetricsUploadIdle }),
+	{
+		name: namePprof, arg: "bool", used: forProxy,
+		help:     "serve Go's /debug/pprof profiles on the admin listener",
+		defaults: always("false"),
+		parse: func(c *Config, raw string) []string {
+			b, err := strconv.ParseBool(raw)
+			if err != nil {
+				return []string{fmt.Sprintf("%q is not true or false", raw)}
+			}
+			c.Pprof = b
+			return nil
+		},
+		show: func(c *Config) string { return strconv.FormatBool(c.Pprof) },
+	},
+	{
+		name: nameRedisPrefix, arg: "prefix", used: forProxy,
+		help:     "prefix of every Redis key and channel, so several deployments can share one Redis",
+		defaults: always("tusproxy:"),
+		parse:    func(c *Config, raw string) []string { c.RedisPrefix = raw; return nil },
+		show:     func(c *Config) string { return c.RedisPrefix },
+	},
+	durationSetting(nameLockLease, forProxy, "with a Redis store: how long an upload's lock outlives a replica that died holding it", "10s",
+		func(c *Config) *time.Duration { return &c.LockLease }),
 }
 
 func durationSetting(n name, used int, help, def string, field func(*Config) *time.Duration) *setting {

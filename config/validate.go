@@ -168,6 +168,34 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 			add(limit.name, "is %d; must not be negative (0 means unlimited)", limit.value)
 		}
 	}
+	c.metricsProblems(add)
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, " \t\r\n*?[]") {
+		add(nameRedisPrefix, "%q must be non-empty, without spaces or glob characters (such as tusproxy: or staging:tusproxy:)", c.RedisPrefix)
+	}
+	if c.LockLease < time.Second || c.LockLease > 5*time.Minute {
+		add(nameLockLease, "is %s; must be from 1s to 5m", c.LockLease)
+	}
+}
+
+// metricsProblems checks the admin listener and the per-upload series'
+// bounds.
+func (c *Config) metricsProblems(add func(name, string, ...any)) {
+	if c.MetricsListen != "" {
+		if msg := listenProblem(c.MetricsListen); msg != "" {
+			add(nameMetricsListen, "%s", msg)
+		} else if c.MetricsListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			add(nameMetricsListen, "%q is also the public listener (-%s); metrics must not be served to uploaders", c.MetricsListen, nameListen.flag)
+		}
+	}
+	if c.MetricsMaxUploads < 0 {
+		add(nameMetricsMaxUploads, "is %d; must not be negative (0 means no per-upload series)", c.MetricsMaxUploads)
+	}
+	if c.MetricsUploadGrace < 0 {
+		add(nameMetricsGrace, "is %s; must not be negative", c.MetricsUploadGrace)
+	}
+	if c.MetricsUploadIdle <= 0 {
+		add(nameMetricsIdle, "is %s; must be more than 0", c.MetricsUploadIdle)
+	}
 }
 
 // tlsProblems reports a certificate without its key or the other way round:
@@ -352,12 +380,21 @@ func storeProblem(store string) string {
 		}
 		return ""
 	case strings.HasPrefix(store, "redis://"), strings.HasPrefix(store, "rediss://"):
-		// Not quoted: a redis URL usually carries a password.
-		return "redis stores are not supported yet (use memory or bolt:PATH)"
+		// Never quoted: a redis URL usually carries a password.
+		u, err := url.Parse(store)
+		if err != nil || u.Host == "" || u.Opaque != "" {
+			return "is not a valid redis:// URL (redis://[:password@]host:port/db)"
+		}
+		if db := strings.Trim(u.Path, "/"); db != "" {
+			if _, err := strconv.ParseUint(db, 10, 8); err != nil {
+				return "has a database that is not a number (redis://host:port/0)"
+			}
+		}
+		return ""
 	case strings.Contains(store, "://"):
-		return "is not a supported store (use memory or bolt:PATH)"
+		return "is not a supported store (use memory, bolt:PATH or redis://host:port/db)"
 	}
-	return fmt.Sprintf("%q is not a supported store (use memory or bolt:PATH)", store)
+	return fmt.Sprintf("%q is not a supported store (use memory, bolt:PATH or redis://host:port/db)", store)
 }
 
 // isHostName accepts a lowercase DNS name or an IP address without zone.

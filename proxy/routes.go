@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io/fs"
 	"net/http"
 	"strings"
 
@@ -19,6 +20,7 @@ import (
 //	DELETE  {base}{id}                tus termination
 //	POST    {base}{id}                with X-HTTP-Method-Override: PATCH or DELETE
 //	POST    {seed}                    the seed's flow: answers with the Kinescope endpoint itself
+//	GET     /, /{file}                pages of Deps.Site, when set (tusproxy dev: the browser example)
 func (s *Service) routes() http.Handler {
 	base := s.cfg.BasePath // starts and ends with "/"
 	r := chi.NewRouter()
@@ -47,7 +49,36 @@ func (s *Service) routes() http.Handler {
 		r.Post(s.cfg.SeedPath, s.handleSeedUpload)
 		r.Options(s.cfg.SeedPath, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	}
+	if s.site != nil {
+		s.sitePages(r)
+	}
 	return r
+}
+
+// sitePages serves the top-level files of Deps.Site: index.html at / and
+// each file at its name. Only files that exist get a route, so every other
+// path keeps the service's own 404.
+func (s *Service) sitePages(r chi.Router) {
+	entries, err := fs.ReadDir(s.site, ".")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasSuffix(name, ".go") {
+			continue
+		}
+		serve := func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-cache")
+			http.ServeFileFS(w, r, s.site, name)
+		}
+		if name == "index.html" {
+			// ServeFileFS would redirect /index.html to ./; serve / only.
+			r.Get("/", serve)
+			continue
+		}
+		r.Get("/"+name, serve)
+	}
 }
 
 func handleHealthz(w http.ResponseWriter, r *http.Request) {

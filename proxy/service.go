@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,6 +33,10 @@ type Deps struct {
 	Locker handler.Locker   // nil: in-process memorylocker (one replica)
 	HTTP   *http.Client     // nil: a client built from the config's upstream timeouts
 	Now    func() time.Time // nil: time.Now
+	// Site, when set, is served at / for GET: index.html at / and every
+	// other top-level file by name. `tusproxy dev` serves the browser
+	// example with it; serve leaves it nil.
+	Site fs.FS
 }
 
 // Service is tusproxy's HTTP handler. Build it with New.
@@ -49,6 +54,7 @@ type Service struct {
 	jwt       *jwtVerifier // nil: no tokens checked
 	hook      *authHook    // nil: no auth hook
 	limits    *limits
+	site      fs.FS // nil: no pages
 	handler   http.Handler
 
 	// streams holds the body readers of PATCHes in flight, so Abort can stop
@@ -75,6 +81,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		log:     deps.Logger,
 		now:     deps.Now,
 		fwd:     forwarding{trusted: cfg.TrustedProxies},
+		site:    deps.Site,
 		streams: make(map[*bodyReader]struct{}),
 	}
 	if s.locker == nil {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kinescope-tools/tusproxy/config"
+	"github.com/kinescope-tools/tusproxy/examples/browser"
 	"github.com/kinescope-tools/tusproxy/proxy"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
@@ -73,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "dev":
 		return runDev(ctx, cfg, logger, stdout)
 	default:
-		return serve(ctx, cfg, logger, func(net.Addr) {})
+		return serve(ctx, cfg, logger, serveOptions{})
 	}
 }
 
@@ -100,16 +102,22 @@ func newServer(h http.Handler, logger *slog.Logger, readHeaderTimeout time.Durat
 	}
 }
 
+// serveOptions are what dev adds to serve.
+type serveOptions struct {
+	onListen func(net.Addr) // called once the listener is bound; nil: nothing
+	site     fs.FS          // pages served at /; nil: none
+}
+
 // serve runs the proxy until ctx is done, then shuts down gracefully:
 // PATCHes in flight may finish within the shutdown timeout; after it they
 // are stopped, their offsets recorded, and the process exits 0.
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, onListen func(net.Addr)) error {
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts serveOptions) error {
 	store, err := state.Open(cfg.Store)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	svc, err := proxy.New(cfg, proxy.Deps{Store: store, Logger: logger})
+	svc, err := proxy.New(cfg, proxy.Deps{Store: store, Logger: logger, Site: opts.site})
 	if err != nil {
 		return err
 	}
@@ -142,7 +150,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, onListe
 	}()
 	logger.Info("tusproxy listening", slog.String("addr", ln.Addr().String()), slog.String("version", version),
 		slog.String("config", cfg.String()))
-	onListen(ln.Addr())
+	if opts.onListen != nil {
+		opts.onListen(ln.Addr())
+	}
 
 	select {
 	case err := <-serveErr:
@@ -180,6 +190,7 @@ func startEmulator(cfg *config.Config, logger *slog.Logger) (*emulator, error) {
 	if err != nil {
 		return nil, err
 	}
+	emu.SetFaults(cfg.EmulatorFaults)
 	ln, err := net.Listen("tcp", cfg.EmulatorListen)
 	if err != nil {
 		emu.Close()
@@ -204,7 +215,7 @@ func runEmulator(ctx context.Context, cfg *config.Config, logger *slog.Logger, s
 		return err
 	}
 	defer emu.stop()
-	fmt.Fprintf(stdout, "Kinescope emulator listening on %s (init: %s/v2/init)\n", emu.url, emu.url)
+	fmt.Fprintf(stdout, "Kinescope emulator listening on %s (init: %s/v2/init; faults: %s)\n", emu.url, emu.url, cfg.EmulatorFaults)
 	select {
 	case err := <-emu.serveErr:
 		return err
@@ -226,7 +237,7 @@ func runDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout
 	if cfg.APIToken == "" {
 		cfg.APIToken = cfg.EmulatorToken
 	}
-	return serve(ctx, cfg, logger, func(addr net.Addr) {
+	onListen := func(addr net.Addr) {
 		base := cfg.PublicURL
 		if base == "" {
 			base = "http://" + displayAddr(addr)
@@ -234,9 +245,12 @@ func runDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout
 		fmt.Fprintf(stdout, `
 tusproxy dev is running (Kinescope emulator: %s).
 
+  Open in a browser to upload:    %s/
   Upload with any tus client to:  %s%s
   Seed flow (endpoint answered):  %s%s
   What the emulator received:     curl -s -H 'Authorization: Bearer %s' %s/v2/emulator/videos
+  Switch emulator faults:         curl -X PUT %s/v2/emulator/faults -H 'Authorization: Bearer %s' \
+                                    -d 'cut-patch-every=3,cut-patch-after=256KiB,fail-every=5'
 
 Try it:
   head -c 5000000 /dev/urandom > /tmp/video.bin
@@ -245,8 +259,9 @@ Try it:
   curl -si -X PATCH <Location from above> -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
     -H 'Content-Type: application/offset+octet-stream' --data-binary @/tmp/video.bin
 
-`, emuURL, base, cfg.BasePath, base, cfg.SeedPath, cfg.EmulatorToken, emuURL, base, cfg.BasePath)
-	})
+`, emuURL, base, base, cfg.BasePath, base, cfg.SeedPath, cfg.EmulatorToken, emuURL, emuURL, cfg.EmulatorToken, base, cfg.BasePath)
+	}
+	return serve(ctx, cfg, logger, serveOptions{onListen: onListen, site: browser.Files})
 }
 
 // displayAddr turns a wildcard listen address into one a browser can open.

@@ -194,6 +194,8 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.handleTus(w, r)
 	case path == videosPath:
 		e.handleVideoList(w, r)
+	case path == faultsPath:
+		e.handleFaults(w, r)
 	case strings.HasPrefix(path, videosPath+"/"):
 		e.handleVideo(w, r, strings.TrimPrefix(path, videosPath+"/"))
 	default:
