@@ -199,7 +199,7 @@ type Config struct {
 	EmulatorFaults kinescopetest.Faults
 
 	// MetricsListen is the admin listener's address (/metrics, /healthz,
-	// /readyz, /debug/pprof); "" disables it. Default ":9090" (dev:
+	// /readyz, /debug/pprof); "" (set "off", or an empty flag) disables it. Default ":9090" (dev:
 	// "127.0.0.1:9090"). It is separate from Listen so uploaders never see
 	// metrics.
 	MetricsListen string

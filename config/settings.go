@@ -465,10 +465,21 @@ var allSettings = []*setting{
 	},
 	{
 		name: nameMetricsListen, arg: "host:port", used: forProxy,
-		help:     "admin listener for /metrics, /healthz, /readyz (and /debug/pprof with -pprof); empty = off",
+		help:     `admin listener for /metrics, /healthz, /readyz (and /debug/pprof with -pprof); "off" disables it`,
 		defaults: perCommand(":9090", "127.0.0.1:9090", "-"),
-		parse:    func(c *Config, raw string) []string { c.MetricsListen = raw; return nil },
-		show:     func(c *Config) string { return c.MetricsListen },
+		parse: func(c *Config, raw string) []string {
+			if strings.EqualFold(raw, "off") {
+				raw = ""
+			}
+			c.MetricsListen = raw
+			return nil
+		},
+		show: func(c *Config) string {
+			if c.MetricsListen == "" {
+				return "off"
+			}
+			return c.MetricsListen
+		},
 	},
 	countSetting(nameMetricsMaxUploads, "uploads that get per-upload metric series at once; 0 = none", "1000",
 		func(c *Config) *int { return &c.MetricsMaxUploads }),

@@ -21,14 +21,18 @@ type bodyReader struct {
 	info *requestInfo
 	idle time.Duration // a Read waiting longer for the client fails
 
+	read  atomic.Int64  // bytes read from this body so far
+	total *atomic.Int64 // bytes read from every client (a metric)
+
 	stop atomic.Pointer[Error] // why the service stopped reading, if it did
 
 	mu  sync.Mutex
 	err error // first read failure of the client's body
 }
 
-func newBodyReader(w http.ResponseWriter, r *http.Request, idle time.Duration) *bodyReader {
-	return &bodyReader{src: r.Body, rc: http.NewResponseController(w), info: infoFrom(r), idle: idle}
+func (s *Service) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyReader {
+	return &bodyReader{src: r.Body, rc: http.NewResponseController(w), info: infoFrom(r),
+		idle: s.cfg.BodyIdleTimeout, total: &s.metrics.received}
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -41,8 +45,12 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return 0, stop
 	}
 	n, err := b.src.Read(p)
-	if n > 0 && b.info != nil {
-		b.info.bytesIn.Add(int64(n))
+	if n > 0 {
+		b.read.Add(int64(n))
+		b.total.Add(int64(n))
+		if b.info != nil {
+			b.info.bytesIn.Add(int64(n))
+		}
 	}
 	if err != nil && err != io.EOF {
 		if stop := b.stop.Load(); stop != nil {

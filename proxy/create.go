@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
@@ -97,12 +98,16 @@ func (s *Service) initUpload(r *http.Request, c creation, g grant) (kinescope.Up
 	if ip := s.clientIP(r); ip.IsValid() {
 		req.ClientIP = ip.String()
 	}
+	began := time.Now()
 	up, err := s.kinescope.Init(r.Context(), req)
+	s.metrics.upstream(opInit, err, time.Since(began))
 	if err != nil {
+		s.metrics.initFailure(err)
 		return up, s.initError(r, err)
 	}
 	noteKinescopeRequest(r, up.RequestID)
 	if err := s.endpoints.Check(up.Endpoint); err != nil {
+		s.metrics.initFailures.WithLabelValues("bad_endpoint").Inc()
 		// Logged without the endpoint itself: it is a secret too.
 		s.log.Error("kinescope issued an endpoint outside TUSPROXY_UPSTREAM_HOSTS", slog.String("video_id", up.VideoID),
 			slog.String("kinescope_request_id", up.RequestID), slog.String("reason", err.Error()))
@@ -200,6 +205,9 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errInternal)
 		return
 	}
+	s.metrics.uploadsCreated.Inc()
+	s.metrics.uploadSize.Observe(float64(rec.Length))
+	s.metrics.series.created(rec)
 	s.log.Info("upload created", slog.String("upload_id", rec.ID), slog.String("video_id", rec.VideoID),
 		slog.Int64("length", rec.Length), slog.String("kinescope_request_id", up.RequestID))
 	h := w.Header()
@@ -225,7 +233,7 @@ func (s *Service) createWithUpload(w http.ResponseWriter, r *http.Request, rec s
 		return rec, nil // over a limit: the client resumes from offset 0
 	}
 	defer release()
-	body := newBodyReader(w, r, s.cfg.BodyIdleTimeout)
+	body := s.newBodyReader(w, r)
 	untrack, ok := s.track(body)
 	if !ok {
 		return rec, nil // shutting down: the client resumes from offset 0

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
@@ -27,7 +28,10 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.UpstreamTimeout)
 	defer cancel()
-	if err := s.upstream.Delete(ctx, rec.Endpoint); err != nil {
+	began := time.Now()
+	err := s.upstream.Delete(ctx, rec.Endpoint)
+	s.metrics.upstream(opDelete, err, time.Since(began))
+	if err != nil {
 		var ue *tusproto.Error
 		tolerated := errors.As(err, &ue) && ue.Kind == tusproto.KindStatus &&
 			(ue.Status == http.StatusNotFound || ue.Status == http.StatusMethodNotAllowed || ue.Status == http.StatusGone)
@@ -45,5 +49,7 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.metrics.uploadsTerminated.Inc()
+	s.metrics.series.finished(id)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -28,11 +28,23 @@ func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, d
 	chunk := s.cfg.UpstreamChunkSize
 	remaining := rec.Length - rec.Offset
 	stored, lastStored := rec.Offset, time.Now()
+	confirmed := rec.Offset // what the upstream confirmed, counted as accepted
+
+	progress := s.metrics.series.patchStarted(rec, &body.read)
+	s.metrics.inFlight.Inc()
+	defer func() {
+		s.metrics.inFlight.Dec()
+		s.patchDone(progress, rec, body.read.Load())
+	}()
+
 	// fail hands a failure over with the record as stored: what the
 	// upstream confirmed since is asked again there.
 	fail := func(err error) (state.Record, error) {
 		rec.Offset = stored
-		return s.afterFailure(r, rec, body, err)
+		var ferr error
+		rec, ferr = s.afterFailure(r, rec, body, err)
+		s.metrics.acceptedBytes(rec.Offset - confirmed)
+		return rec, ferr
 	}
 	for remaining > 0 {
 		var segment io.Reader
@@ -58,11 +70,15 @@ func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, d
 			size = -1
 			segment = io.MultiReader(bytes.NewReader(first[:n]), io.LimitReader(body, min(chunk, remaining)-1))
 		}
+		began := time.Now()
 		newOffset, err := s.upstream.Patch(r.Context(), rec.Endpoint, rec.Offset, segment, size)
+		s.metrics.upstream(opPatch, err, time.Since(began))
 		if err != nil {
 			return fail(err)
 		}
 		moved := newOffset - rec.Offset
+		s.metrics.acceptedBytes(moved)
+		confirmed = newOffset
 		rec.Offset = newOffset
 		if time.Since(lastStored) >= recordEvery {
 			if rec, err = s.recordOffset(r.Context(), rec.ID, newOffset); err != nil {
@@ -102,17 +118,25 @@ func (s *Service) afterFailure(r *http.Request, rec state.Record, body *bodyRead
 	var ue *tusproto.Error
 	errors.As(cause, &ue)
 	if ue != nil && ue.Gone() {
+		s.metrics.reconciliation(reconcileGone)
 		return rec, s.forget(r.Context(), rec, ue.Status)
+	}
+	if ue != nil && ue.Kind == tusproto.KindStatus && ue.Status == http.StatusConflict {
+		s.metrics.offsetMismatch(sideUpstream)
 	}
 	synced, err := s.syncOffset(context.WithoutCancel(r.Context()), rec)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && (e == errUploadGone || e == errUploadNotFound) {
+			s.metrics.reconciliation(reconcileGone)
 			return rec, err
 		}
 		// Bytes may have moved and the upstream cannot say how many: the
 		// next PATCH asks again before trusting the record.
+		s.metrics.reconciliation(reconcileUncertain)
 		synced = s.markUncertain(r.Context(), rec)
+	} else {
+		s.metrics.reconciliation(reconcileSynced)
 	}
 	if stop := body.failure(); stop != nil {
 		s.log.Info("patch stopped", slog.String("upload_id", rec.ID), slog.String("reason", stop.Code),
@@ -144,7 +168,9 @@ func (s *Service) afterFailure(r *http.Request, rec state.Record, body *bodyRead
 func (s *Service) syncOffset(ctx context.Context, rec state.Record) (state.Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamTimeout)
 	defer cancel()
+	began := time.Now()
 	st, err := s.upstream.Head(ctx, rec.Endpoint)
+	s.metrics.upstream(opHead, err, time.Since(began))
 	if err != nil {
 		var ue *tusproto.Error
 		if errors.As(err, &ue) && ue.Gone() {
@@ -157,6 +183,7 @@ func (s *Service) syncOffset(ctx context.Context, rec state.Record) (state.Recor
 		return rec, nil
 	}
 	if st.Offset < rec.Offset {
+		s.metrics.offsetMismatch(sideUpstream)
 		s.log.Warn("upstream offset is behind the record; trusting the upstream", slog.String("upload_id", rec.ID),
 			slog.Int64("recorded", rec.Offset), slog.Int64("upstream", st.Offset))
 	}
@@ -211,10 +238,24 @@ func (s *Service) forget(ctx context.Context, rec state.Record, status int) erro
 	if err := s.store.Delete(context.WithoutCancel(ctx), rec.ID); err != nil {
 		s.log.Error("state store delete failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
 	}
+	s.metrics.series.finished(rec.ID)
 	s.log.Warn("upstream no longer has the upload; record dropped", slog.String("upload_id", rec.ID),
 		slog.String("video_id", rec.VideoID), slog.Int("upstream_status", status))
 	if status == http.StatusGone {
 		return errUploadGone
 	}
 	return errUploadNotFound
+}
+
+// patchDone ends the metrics of one PATCH (or creation with data): the
+// upload's series get its offset, and a PATCH that delivered the last byte
+// completes the upload.
+func (s *Service) patchDone(p *patchProgress, rec state.Record, read int64) {
+	if elapsed := s.now().Sub(p.began); read >= 1<<20 && elapsed > 0 {
+		s.metrics.patchRate.Observe(float64(read) / elapsed.Seconds())
+	}
+	if s.metrics.series.patchEnded(p, rec.Offset) {
+		s.metrics.uploadsCompleted.Inc()
+		s.metrics.uploadTime.Observe(s.now().Sub(rec.CreatedAt).Seconds())
+	}
 }

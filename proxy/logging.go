@@ -88,13 +88,9 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		defer func() {
-			status := sw.status
-			if info.status != 0 {
-				status = info.status
-			}
-			if status == 0 {
-				status = http.StatusOK
-			}
+			status := statusOf(sw.status, info.status)
+			elapsed := time.Since(start)
+			s.metrics.request(r.Method, status, elapsed)
 			level := slog.LevelInfo
 			if status >= 500 && status != statusClientClosed {
 				level = slog.LevelWarn
@@ -105,7 +101,7 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 				slog.Int("status", status),
 				slog.Int64("bytes_in", info.bytesIn.Load()),
 				slog.Int64("bytes_out", sw.written),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.String("client_ip", s.clientIP(r).String()),
 			}
 			if info.uploadID != "" {

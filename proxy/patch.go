@@ -30,7 +30,7 @@ func (s *Service) handlePatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	body := newBodyReader(w, r, s.cfg.BodyIdleTimeout)
+	body := s.newBodyReader(w, r)
 	untrack, ok := s.track(body)
 	if !ok {
 		writeError(w, r, errShuttingDown)
@@ -56,6 +56,7 @@ func (s *Service) handlePatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if offset != rec.Offset {
+		s.metrics.offsetMismatch(sideClient)
 		writeError(w, r, errOffsetMismatch.withMessage(fmt.Sprintf(
 			"Upload-Offset is %d but the upload is at %d; send HEAD and resume from its Upload-Offset", offset, rec.Offset)))
 		return

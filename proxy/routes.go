@@ -1,6 +1,15 @@
 package proxy
 
 import (
+	"context"
+	"time"
+
+	"log/slog"
+	"net/http/pprof"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"io/fs"
 	"net/http"
 	"strings"
@@ -79,6 +88,30 @@ func (s *Service) sitePages(r chi.Router) {
 		}
 		r.Get("/"+name, serve)
 	}
+}
+
+// AdminHandler serves the admin listener, which is never the public one:
+//
+//	GET /metrics           Prometheus metrics of gatherer (text or OpenMetrics)
+//	GET /healthz           liveness: the process answers
+//	GET /readyz            readiness: the state store answers and no shutdown began
+//	GET /debug/pprof/...   Go profiles, only with TUSPROXY_PPROF
+func (s *Service) AdminHandler(gatherer prometheus.Gatherer) http.Handler {
+	r := chi.NewRouter()
+	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
+		EnableOpenMetrics: true,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+	}))
+	r.Get("/healthz", handleHealthz)
+	r.Get("/readyz", s.handleReadyz)
+	if s.cfg.Pprof {
+		r.HandleFunc("/debug/pprof/*", pprof.Index)
+		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return r
 }
 
 func handleHealthz(w http.ResponseWriter, r *http.Request) {
@@ -182,4 +215,29 @@ func (s *Service) uploadURL(r *http.Request, id string) string {
 	}
 	scheme, host := s.fwd.origin(r)
 	return scheme + "://" + host + s.cfg.BasePath + id
+}
+
+// readyTimeout bounds the store check of one readiness probe.
+const readyTimeout = 2 * time.Second
+
+// handleReadyz answers 200 while the state store answers and no shutdown
+// has begun, 503 otherwise: a load balancer then sends uploads elsewhere.
+func (s *Service) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("shutting down\n"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		// The error may name the store's address; the body does not.
+		s.log.Warn("readiness: state store does not answer", slog.String("error", err.Error()))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("state store unreachable\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
 }

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sync/atomic"
+
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -17,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tus/tusd/v2/pkg/handler"
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 
@@ -33,6 +36,9 @@ type Deps struct {
 	Locker handler.Locker   // nil: in-process memorylocker (one replica)
 	HTTP   *http.Client     // nil: a client built from the config's upstream timeouts
 	Now    func() time.Time // nil: time.Now
+	// Metrics is where the service registers its Prometheus metrics (never
+	// the global registry). nil: a registry of its own that nobody scrapes.
+	Metrics prometheus.Registerer
 	// Site, when set, is served at / for GET: index.html at / and every
 	// other top-level file by name. `tusproxy dev` serves the browser
 	// example with it; serve leaves it nil.
@@ -55,6 +61,7 @@ type Service struct {
 	hook      *authHook    // nil: no auth hook
 	limits    *limits
 	site      fs.FS // nil: no pages
+	metrics   *metrics
 	handler   http.Handler
 
 	// streams holds the body readers of PATCHes in flight, so Abort can stop
@@ -62,6 +69,8 @@ type Service struct {
 	mu       sync.Mutex
 	streams  map[*bodyReader]struct{}
 	aborting bool
+
+	draining atomic.Bool // a shutdown began: /readyz answers 503
 }
 
 // lockWait is how long a request waits for the upload's lock after asking
@@ -93,6 +102,11 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	reg := deps.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.metrics = newMetrics(reg, newUploadSeries(cfg.MetricsMaxUploads, cfg.MetricsUploadGrace, cfg.MetricsUploadIdle, s.now))
 	client := deps.HTTP
 	if client == nil {
 		transport, err := newUpstreamTransport(cfg)
@@ -180,6 +194,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.
 
 // clientIP is the client's address for logs and Kinescope's client_ip.
 func (s *Service) clientIP(r *http.Request) netip.Addr { return s.fwd.clientIP(r) }
+
+// Drain marks the start of a shutdown: /readyz answers 503 from now on, so
+// load balancers stop sending new requests while PATCHes in flight finish.
+func (s *Service) Drain() { s.draining.Store(true) }
 
 // Abort stops every PATCH in flight from reading more of its body. Each one
 // then records the offset the upstream confirms and answers 503, so clients

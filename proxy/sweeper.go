@@ -10,11 +10,14 @@ import (
 // holds one long write transaction.
 const sweepBatch = 500
 
-// Run forgets uploads idle longer than the upload TTL until ctx is done. The
-// Kinescope video of an expired upload is left as it is: Kinescope decides
-// what happens to an unfinished video.
+// Run does the service's background work until ctx is done: it samples
+// the per-upload metrics, and forgets uploads idle longer than the upload
+// TTL. The Kinescope video of an expired upload is left as it is: Kinescope
+// decides what happens to an unfinished video.
 func (s *Service) Run(ctx context.Context) {
+	go s.metrics.runSampler(ctx)
 	if s.cfg.UploadTTL <= 0 {
+		<-ctx.Done()
 		return
 	}
 	interval := min(max(s.cfg.UploadTTL/10, time.Second), time.Minute)
@@ -42,6 +45,8 @@ func (s *Service) sweep(ctx context.Context) {
 			return
 		}
 		for _, rec := range recs {
+			s.metrics.uploadsExpired.Inc()
+			s.metrics.series.finished(rec.ID)
 			s.log.Info("upload expired", slog.String("upload_id", rec.ID), slog.String("video_id", rec.VideoID),
 				slog.Int64("offset", rec.Offset), slog.Int64("length", rec.Length))
 		}

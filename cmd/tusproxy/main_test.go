@@ -89,6 +89,7 @@ func startProxy(t *testing.T, emu *kinescopetest.Server, dbPath, addr string, ex
 		"TUSPROXY_UPSTREAM_HOSTS=127.0.0.1",
 		"TUSPROXY_UPSTREAM_CHUNK_SIZE=64KiB",
 		"TUSPROXY_STORE=bolt:"+dbPath,
+		"TUSPROXY_METRICS_LISTEN=off",
 	)
 	p.cmd.Env = append(p.cmd.Env, extra...)
 	p.cmd.Stderr = p.stderr
@@ -340,7 +341,7 @@ func TestDevCommandServesAnUpload(t *testing.T) {
 	stdout := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		env := map[string]string{"TUSPROXY_LISTEN": addr, "TUSPROXY_LOG_LEVEL": "error"}
+		env := map[string]string{"TUSPROXY_LISTEN": addr, "TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off"}
 		done <- run(ctx, []string{"dev"}, func(k string) string { return env[k] }, stdout, io.Discard)
 	}()
 	waitHealthy(t, "http://"+addr)

@@ -104,8 +104,8 @@ func newServer(h http.Handler, logger *slog.Logger, readHeaderTimeout time.Durat
 
 // serveOptions are what dev adds to serve.
 type serveOptions struct {
-	onListen func(net.Addr) // called once the listener is bound; nil: nothing
-	site     fs.FS          // pages served at /; nil: none
+	onListen func(public, admin net.Addr) // called once the listeners are bound (admin nil when off); nil: nothing
+	site     fs.FS                        // pages served at /; nil: none
 }
 
 // serve runs the proxy until ctx is done, then shuts down gracefully:
@@ -117,7 +117,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 		return err
 	}
 	defer store.Close()
-	svc, err := proxy.New(cfg, proxy.Deps{Store: store, Logger: logger, Site: opts.site})
+	registry := proxy.NewRegistry(version)
+	svc, err := proxy.New(cfg, proxy.Deps{Store: store, Logger: logger, Site: opts.site, Metrics: registry})
 	if err != nil {
 		return err
 	}
@@ -134,6 +135,25 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 	if err != nil {
 		return err
 	}
+	var admin *http.Server
+	var adminAddr net.Addr
+	if cfg.MetricsListen != "" {
+		adminLn, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listener (TUSPROXY_METRICS_LISTEN): %w", err)
+		}
+		adminAddr = adminLn.Addr()
+		admin = newServer(svc.AdminHandler(registry), logger, cfg.ReadHeaderTimeout, cfg.MaxHeaderBytes)
+		go func() {
+			if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("admin listener failed", slog.String("error", err.Error()))
+			}
+		}()
+		// Closed last, so /readyz tells the load balancer about the
+		// shutdown while uploads drain.
+		defer admin.Close()
+	}
 	srv := newServer(svc, logger, cfg.ReadHeaderTimeout, cfg.MaxHeaderBytes)
 	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSweep()
@@ -148,10 +168,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 		}
 		serveErr <- srv.Serve(ln)
 	}()
-	logger.Info("tusproxy listening", slog.String("addr", ln.Addr().String()), slog.String("version", version),
-		slog.String("config", cfg.String()))
+	attrs := []any{slog.String("addr", ln.Addr().String()), slog.String("version", version), slog.String("config", cfg.String())}
+	if adminAddr != nil {
+		attrs = append(attrs, slog.String("admin_addr", adminAddr.String()))
+	}
+	logger.Info("tusproxy listening", attrs...)
 	if opts.onListen != nil {
-		opts.onListen(ln.Addr())
+		opts.onListen(ln.Addr(), adminAddr)
 	}
 
 	select {
@@ -160,6 +183,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
+	svc.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -237,7 +261,7 @@ func runDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout
 	if cfg.APIToken == "" {
 		cfg.APIToken = cfg.EmulatorToken
 	}
-	onListen := func(addr net.Addr) {
+	onListen := func(addr, adminAddr net.Addr) {
 		base := cfg.PublicURL
 		if base == "" {
 			base = "http://" + displayAddr(addr)
@@ -248,7 +272,7 @@ tusproxy dev is running (Kinescope emulator: %s).
   Open in a browser to upload:    %s/
   Upload with any tus client to:  %s%s
   Seed flow (endpoint answered):  %s%s
-  What the emulator received:     curl -s -H 'Authorization: Bearer %s' %s/v2/emulator/videos
+%s  What the emulator received:     curl -s -H 'Authorization: Bearer %s' %s/v2/emulator/videos
   Switch emulator faults:         curl -X PUT %s/v2/emulator/faults -H 'Authorization: Bearer %s' \
                                     -d 'cut-patch-every=3,cut-patch-after=256KiB,fail-every=5'
 
@@ -259,7 +283,7 @@ Try it:
   curl -si -X PATCH <Location from above> -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
     -H 'Content-Type: application/offset+octet-stream' --data-binary @/tmp/video.bin
 
-`, emuURL, base, base, cfg.BasePath, base, cfg.SeedPath, cfg.EmulatorToken, emuURL, emuURL, cfg.EmulatorToken, base, cfg.BasePath)
+`, emuURL, base, base, cfg.BasePath, base, cfg.SeedPath, metricsLine(adminAddr), cfg.EmulatorToken, emuURL, emuURL, cfg.EmulatorToken, base, cfg.BasePath)
 	}
 	return serve(ctx, cfg, logger, serveOptions{onListen: onListen, site: browser.Files})
 }
@@ -274,4 +298,12 @@ func displayAddr(addr net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// metricsLine is dev's line about the admin listener, empty when it is off.
+func metricsLine(adminAddr net.Addr) string {
+	if adminAddr == nil {
+		return ""
+	}
+	return fmt.Sprintf("  Metrics (Prometheus):           http://%s/metrics\n", displayAddr(adminAddr))
 }

@@ -1,0 +1,311 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
+	"github.com/kinescope-tools/tusproxy/tusproto"
+)
+
+// Label values come from fixed sets, created up front so dashboards and
+// rate() see zeros rather than gaps. Each list is the whole set: anything
+// else is folded into "other" before it reaches a label.
+var (
+	metricMethods  = []string{"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS", "other"}
+	statusClasses  = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+	upstreamOps    = []string{opInit, opHead, opPatch, opDelete}
+	outcomes       = []string{outcomeOK, outcomeRejected, outcomeFailed, outcomeBadResponse, outcomeTimeout, outcomeNetwork, outcomeCanceled, outcomeClientBody}
+	initReasons    = []string{"auth", "limit", "bad_request", "rate_limited", "unavailable", "timeout", "bad_response", "bad_endpoint"}
+	mismatchSides  = []string{sideClient, sideUpstream}
+	reconcileKinds = []string{reconcileSynced, reconcileUncertain, reconcileGone}
+)
+
+// Upstream operations.
+const (
+	opInit   = "init"
+	opHead   = "head"
+	opPatch  = "patch"
+	opDelete = "delete"
+)
+
+// Outcomes of an upstream request. Rejected (4xx) and failed (5xx) are told
+// apart because only the second is Kinescope's trouble; client_body is a
+// client whose body broke mid-PATCH, which is not the upstream's fault and
+// must not page anyone.
+const (
+	outcomeOK          = "ok"
+	outcomeRejected    = "rejected"
+	outcomeFailed      = "failed"
+	outcomeBadResponse = "bad_response"
+	outcomeTimeout     = "timeout"
+	outcomeNetwork     = "network"
+	outcomeCanceled    = "canceled"
+	outcomeClientBody  = "client_body"
+)
+
+// Sides of an offset mismatch.
+const (
+	sideClient   = "client"   // the client's Upload-Offset was not the upload's
+	sideUpstream = "upstream" // the upstream disagreed with our record
+)
+
+// Results of a reconciliation after a failed PATCH.
+const (
+	reconcileSynced    = "synced"    // the upstream was asked; its offset is recorded
+	reconcileUncertain = "uncertain" // it could not be asked; the next request asks
+	reconcileGone      = "gone"      // it no longer has the upload
+)
+
+// durationBuckets span a HEAD on loopback (a millisecond) to a large PATCH
+// over a slow link (ten minutes).
+var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+
+// metrics are tusproxy's overall Prometheus metrics, plus the per-upload
+// series in uploadSeries. They are registered on the registry handed to New,
+// never on the global one.
+type metrics struct {
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+
+	uploadsCreated    prometheus.Counter
+	uploadsCompleted  prometheus.Counter
+	uploadsTerminated prometheus.Counter
+	uploadsExpired    prometheus.Counter
+
+	// received counts client body bytes as they are read; the counter is a
+	// CounterFunc over it, so the hot path pays one atomic add per read.
+	received      atomic.Int64
+	accepted      prometheus.Counter
+	inFlight      prometheus.Gauge
+	stalled       prometheus.Gauge
+	uploadSize    prometheus.Histogram
+	uploadTime    prometheus.Histogram
+	patchRate     prometheus.Histogram
+	upstreamReqs  *prometheus.CounterVec
+	upstreamTime  *prometheus.HistogramVec
+	initFailures  *prometheus.CounterVec
+	mismatches    *prometheus.CounterVec
+	reconciliated *prometheus.CounterVec
+
+	series *uploadSeries
+}
+
+func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tusproxy_http_requests_total",
+			Help: "Requests answered on the public listener, by method and status class (499: the client went away).",
+		}, []string{"method", "status_class"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tusproxy_http_request_duration_seconds",
+			Help:    "Time from a request's headers to its answer, by method. A PATCH includes streaming its body.",
+			Buckets: durationBuckets,
+		}, []string{"method"}),
+		uploadsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tusproxy_uploads_created_total",
+			Help: "Uploads created (a Kinescope video initialized and recorded).",
+		}),
+		uploadsCompleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tusproxy_uploads_completed_total",
+			Help: "Uploads whose last byte the upstream confirmed.",
+		}),
+		uploadsTerminated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tusproxy_uploads_terminated_total",
+			Help: "Uploads terminated by their client (tus DELETE).",
+		}),
+		uploadsExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tusproxy_uploads_expired_total",
+			Help: "Unfinished uploads forgotten after TUSPROXY_UPLOAD_TTL without activity.",
+		}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tusproxy_upstream_accepted_bytes_total",
+			Help: "Upload bytes the upstream confirmed. Received minus accepted is what failures cost.",
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tusproxy_uploads_in_flight",
+			Help: "Uploads with a PATCH (or a creation with data) streaming now.",
+		}),
+		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tusproxy_uploads_stalled",
+			Help: "Uploads with a PATCH in flight that moved no byte for 30 seconds, as of the last sample.",
+		}),
+		uploadSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tusproxy_upload_size_bytes",
+			Help:    "Upload-Length of created uploads.",
+			Buckets: prometheus.ExponentialBuckets(1<<20, 4, 10), // 1 MiB to 256 GiB
+		}),
+		uploadTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tusproxy_upload_duration_seconds",
+			Help:    "Time from creation to the last byte confirmed, of completed uploads (pauses included).",
+			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 24 * 3600},
+		}),
+		patchRate: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tusproxy_patch_throughput_bytes_per_second",
+			Help:    "Body bytes per second of PATCHes that moved at least 1 MiB, from headers to answer.",
+			Buckets: prometheus.ExponentialBuckets(256<<10, 2, 14), // 256 KiB/s to 2 GiB/s
+		}),
+		upstreamReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tusproxy_upstream_requests_total",
+			Help: "Requests to Kinescope by operation (init, head, patch, delete) and outcome " +
+				"(ok, rejected = 4xx, failed = 5xx, bad_response, timeout, network, canceled, client_body).",
+		}, []string{"operation", "outcome"}),
+		upstreamTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tusproxy_upstream_request_duration_seconds",
+			Help:    "Duration of requests to Kinescope by operation; a patch includes sending its body.",
+			Buckets: durationBuckets,
+		}, []string{"operation"}),
+		initFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tusproxy_init_failures_total",
+			Help: "Failed Kinescope /v2/init calls by reason (auth: the API token was refused).",
+		}, []string{"reason"}),
+		mismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tusproxy_offset_mismatches_total",
+			Help: "Offset disagreements: side=client, a PATCH at the wrong Upload-Offset (409); side=upstream, Kinescope disagreed with the record.",
+		}, []string{"side"}),
+		reconciliated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tusproxy_reconciliations_total",
+			Help: "Offset reconciliations after a failed upstream PATCH, by result (synced, uncertain, gone).",
+		}, []string{"result"}),
+		series: series,
+	}
+	received := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tusproxy_client_received_bytes_total",
+		Help: "Upload body bytes read from clients.",
+	}, func() float64 { return float64(m.received.Load()) })
+
+	reg.MustRegister(m.requests, m.requestDuration, m.uploadsCreated, m.uploadsCompleted, m.uploadsTerminated,
+		m.uploadsExpired, received, m.accepted, m.inFlight, m.stalled, m.uploadSize, m.uploadTime, m.patchRate,
+		m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciliated)
+	series.register(reg)
+
+	for _, method := range metricMethods {
+		for _, class := range statusClasses {
+			m.requests.WithLabelValues(method, class).Add(0)
+		}
+	}
+	for _, op := range upstreamOps {
+		for _, outcome := range outcomes {
+			m.upstreamReqs.WithLabelValues(op, outcome).Add(0)
+		}
+	}
+	for _, reason := range initReasons {
+		m.initFailures.WithLabelValues(reason).Add(0)
+	}
+	for _, side := range mismatchSides {
+		m.mismatches.WithLabelValues(side).Add(0)
+	}
+	for _, result := range reconcileKinds {
+		m.reconciliated.WithLabelValues(result).Add(0)
+	}
+	return m
+}
+
+// request counts one answered request.
+func (m *metrics) request(method string, status int, elapsed time.Duration) {
+	switch method {
+	case "GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS":
+	default:
+		method = "other"
+	}
+	class := "5xx"
+	if status >= 100 && status < 600 {
+		class = strconv.Itoa(status/100) + "xx"
+	}
+	m.requests.WithLabelValues(method, class).Inc()
+	m.requestDuration.WithLabelValues(method).Observe(elapsed.Seconds())
+}
+
+// upstream counts one request to Kinescope.
+func (m *metrics) upstream(op string, err error, elapsed time.Duration) {
+	m.upstreamReqs.WithLabelValues(op, upstreamOutcome(err)).Inc()
+	m.upstreamTime.WithLabelValues(op).Observe(elapsed.Seconds())
+}
+
+// upstreamOutcome classifies an upstream call's error into the outcome set.
+func upstreamOutcome(err error) string {
+	if err == nil {
+		return outcomeOK
+	}
+	var ue *tusproto.Error
+	if errors.As(err, &ue) {
+		switch ue.Kind {
+		case tusproto.KindStatus:
+			if ue.Status >= 500 {
+				return outcomeFailed
+			}
+			return outcomeRejected
+		case tusproto.KindBadResponse:
+			return outcomeBadResponse
+		case tusproto.KindTimeout:
+			return outcomeTimeout
+		case tusproto.KindNetwork:
+			return outcomeNetwork
+		case tusproto.KindCanceled:
+			return outcomeCanceled
+		case tusproto.KindBody:
+			return outcomeClientBody
+		}
+		return outcomeFailed
+	}
+	var ke *kinescope.Error
+	if errors.As(err, &ke) {
+		switch ke.Kind {
+		case kinescope.KindAuth, kinescope.KindLimit, kinescope.KindBadRequest, kinescope.KindRateLimited:
+			return outcomeRejected
+		case kinescope.KindTimeout:
+			return outcomeTimeout
+		case kinescope.KindBadResponse:
+			return outcomeBadResponse
+		case kinescope.KindCanceled:
+			return outcomeCanceled
+		}
+	}
+	return outcomeFailed
+}
+
+// initFailure counts a failed /v2/init by its reason; a client that went
+// away is not Kinescope's failure and is not counted.
+func (m *metrics) initFailure(err error) {
+	var ke *kinescope.Error
+	if !errors.As(err, &ke) {
+		m.initFailures.WithLabelValues("bad_response").Inc()
+		return
+	}
+	if ke.Kind == kinescope.KindCanceled {
+		return
+	}
+	reason := ke.Kind.String()
+	if reason == "unknown" {
+		reason = "bad_response"
+	}
+	m.initFailures.WithLabelValues(reason).Inc()
+}
+
+func (m *metrics) offsetMismatch(side string)   { m.mismatches.WithLabelValues(side).Inc() }
+func (m *metrics) reconciliation(result string) { m.reconciliated.WithLabelValues(result).Inc() }
+
+// acceptedBytes counts bytes the upstream confirmed; n <= 0 is ignored (an
+// upstream that went back is a mismatch, not negative bytes).
+func (m *metrics) acceptedBytes(n int64) {
+	if n > 0 {
+		m.accepted.Add(float64(n))
+	}
+}
+
+// statusOf is the status a handler answered, for metrics and logs; 0 (no
+// answer written) is 200, as net/http sends.
+func statusOf(written, override int) int {
+	switch {
+	case override != 0:
+		return override
+	case written != 0:
+		return written
+	}
+	return http.StatusOK
+}
