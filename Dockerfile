@@ -15,8 +15,9 @@ COPY --from=build --chown=65532:65532 /out/data /data
 WORKDIR /data
 USER 65532:65532
 ENV TUSPROXY_LISTEN=:8080 \
+    TUSPROXY_METRICS_LISTEN=:9090 \
     TUSPROXY_STORE=bolt:/data/tusproxy.db
-EXPOSE 8080
+EXPOSE 8080 9090
 VOLUME ["/data"]
 ENTRYPOINT ["/usr/local/bin/tusproxy"]
 CMD ["serve"]
