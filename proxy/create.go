@@ -182,6 +182,10 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !s.storeUsable(r.Context()) {
+		writeError(w, r, errStateUnavailable)
+		return
+	}
 	up, g, err := s.startUpload(r, c)
 	if err != nil {
 		s.fail(w, r, err)
@@ -200,9 +204,8 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	noteUpload(r, rec.ID, rec.VideoID)
 	if err := s.store.Create(context.WithoutCancel(r.Context()), rec); err != nil {
-		s.log.Error("state store create failed; the Kinescope video is orphaned", slog.String("video_id", rec.VideoID),
-			slog.String("error", err.Error()))
-		writeError(w, r, errInternal)
+		s.log.Error("the Kinescope video is orphaned: its record could not be stored", slog.String("video_id", rec.VideoID))
+		writeError(w, r, s.storeFailed("create", rec.ID, err))
 		return
 	}
 	s.metrics.uploadsCreated.Inc()

@@ -46,7 +46,7 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := s.store.Delete(context.WithoutCancel(r.Context()), id); err != nil {
-		s.fail(w, r, err)
+		writeError(w, r, s.storeFailed("delete", id, err))
 		return
 	}
 	s.metrics.uploadsTerminated.Inc()

@@ -83,7 +83,8 @@ var (
 	errBusy            = &Error{http.StatusServiceUnavailable, "busy", "tusproxy has too many uploads in progress; retry later", defaultRetryAfter}
 	errClientStalled   = newError(http.StatusRequestTimeout, "client_stalled", "no body bytes arrived for too long; send HEAD and resume")
 
-	errInternal = newError(http.StatusInternalServerError, "internal_error", "internal error")
+	errStateUnavailable = &Error{http.StatusServiceUnavailable, "state_unavailable", "tusproxy cannot reach its state store; retry shortly", 2 * time.Second}
+	errInternal         = newError(http.StatusInternalServerError, "internal_error", "internal error")
 )
 
 // defaultRetryAfter is what 503 and 504 answers advise when the upstream gave
@@ -105,6 +106,13 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// send an implicit 200 for a PATCH that did not finish.
 		noteStatus(r, statusClientClosed)
 		panic(http.ErrAbortHandler)
+	}
+	if r.Method == http.MethodHead && e.Status >= 500 {
+		// tus-js-client answers a 5xx to HEAD by creating a brand-new upload
+		// (a second Kinescope video); 423 makes it wait and HEAD again.
+		c := *e
+		c.Status, c.RetryAfter = http.StatusLocked, max(e.RetryAfter, time.Second)
+		e = &c
 	}
 	h := w.Header()
 	if e.RetryAfter > 0 {

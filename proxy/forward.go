@@ -226,8 +226,7 @@ func (s *Service) recordOffset(ctx context.Context, id string, offset int64) (st
 		return rec, errUploadNotFound
 	}
 	if err != nil {
-		s.log.Error("state store update failed", slog.String("upload_id", id), slog.String("error", err.Error()))
-		return rec, errInternal
+		return rec, s.storeFailed("update", id, err)
 	}
 	return rec, nil
 }

@@ -59,7 +59,7 @@ func newEnv(t *testing.T, vars map[string]string) *env {
 }
 
 // newEnvWith is newEnv with some of tusproxy's dependencies chosen by the
-// test (a clock); the store and logger are always the env's own.
+// test (a clock, a store); the logger is always the env's own.
 func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
 	t.Helper()
 	emu, err := kinescopetest.NewServer(kinescopetest.Options{Token: testToken})
@@ -84,9 +84,11 @@ func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, emu: emu, cfg: cfg, store: state.NewMemory(), logs: &syncBuffer{}}
-	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	deps.Store, deps.Logger = e.store, logger
+	if deps.Store == nil {
+		deps.Store = state.NewMemory()
+	}
+	e := &env{t: t, emu: emu, cfg: cfg, store: deps.Store, logs: &syncBuffer{}}
+	deps.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc, err = proxy.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)

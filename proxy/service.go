@@ -70,7 +70,8 @@ type Service struct {
 	streams  map[*bodyReader]struct{}
 	aborting bool
 
-	draining atomic.Bool // a shutdown began: /readyz answers 503
+	draining  atomic.Bool // a shutdown began: /readyz answers 503
+	storeDown atomic.Bool // the last store operation failed; see storeUsable
 }
 
 // lockWait is how long a request waits for the upload's lock after asking
@@ -271,7 +272,9 @@ func (s *Service) lockUpload(ctx context.Context, id string, onRelease func()) (
 			e.RetryAfter = time.Second
 			return nil, &e
 		}
-		return nil, err
+		// A distributed lock lives next to the state (Redis): when it
+		// cannot be taken, the store is as unreachable.
+		return nil, s.storeFailed("lock", id, err)
 	}
 	return lock, nil
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -37,7 +38,7 @@ func (s *Service) loadUpload(w http.ResponseWriter, r *http.Request, id string) 
 		if errors.Is(err, state.ErrNotFound) {
 			writeError(w, r, errUploadNotFound)
 		} else {
-			s.fail(w, r, err)
+			writeError(w, r, s.storeFailed("get", id, err))
 		}
 		return rec, false
 	}
@@ -62,7 +63,7 @@ func (s *Service) checkAccess(w http.ResponseWriter, r *http.Request, id, op str
 		if errors.Is(err, state.ErrNotFound) {
 			writeError(w, r, errUploadNotFound)
 		} else {
-			s.fail(w, r, err)
+			writeError(w, r, s.storeFailed("get", id, err))
 		}
 		return false
 	}
@@ -81,4 +82,30 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	}
 	writeError(w, r, err)
+}
+
+// storeFailed logs a failure of the state store (or of the lock service
+// next to it) and returns the answer for the client: 503 with Retry-After
+// (423 for HEAD, see writeError). Nothing stored is lost: the request did
+// not change anything, and the client retries once the store is back.
+func (s *Service) storeFailed(op, id string, err error) *Error {
+	s.storeDown.Store(true)
+	s.log.Error("state store failed", slog.String("op", op), slog.String("upload_id", id), slog.String("error", err.Error()))
+	return errStateUnavailable
+}
+
+// storeUsable is false while the store is known to be failing and does not
+// answer a ping. Creation checks it before asking Kinescope for a video, so
+// an outage does not leave a trail of videos without records.
+func (s *Service) storeUsable(ctx context.Context) bool {
+	if !s.storeDown.Load() {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		return false
+	}
+	s.storeDown.Store(false)
+	return true
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/kinescope-tools/tusproxy/examples/browser"
 	"github.com/kinescope-tools/tusproxy/proxy"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
-	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=v1.2.3".
@@ -112,13 +111,13 @@ type serveOptions struct {
 // PATCHes in flight may finish within the shutdown timeout; after it they
 // are stopped, their offsets recorded, and the process exits 0.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts serveOptions) error {
-	store, err := state.Open(cfg.Store)
+	shared, err := openState(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer shared.close()
 	registry := proxy.NewRegistry(version)
-	svc, err := proxy.New(cfg, proxy.Deps{Store: store, Logger: logger, Site: opts.site, Metrics: registry})
+	svc, err := proxy.New(cfg, proxy.Deps{Store: shared.store, Locker: shared.locker, Logger: logger, Site: opts.site, Metrics: registry})
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@
 // Every backend implements Store and must pass the contract suite in
 // package statetest, so the proxy can rely on the same semantics whether the
 // records live in memory (tests, `tusproxy dev`), in a bbolt file (the
-// embedded default) or in a shared database added later.
+// embedded default, one process) or in Redis (OpenRedis), which several
+// tusproxy replicas share. Replicas also need a shared upload lock: see
+// package proxy/lock/redislock, which can use the Redis store's client.
 package state
 
 import (
@@ -126,6 +128,7 @@ func Open(spec string) (Store, error) {
 	default:
 		// Only the kind is quoted: a later spec such as a Redis URL may
 		// carry a password.
-		return nil, fmt.Errorf(`state: unknown store %q: want "memory" or "bolt:PATH"`, kind)
+		return nil, fmt.Errorf(`state: unknown store %q: want "memory" or "bolt:PATH" `+
+			`(a Redis store is opened with OpenRedis from a redis:// or rediss:// URL)`, kind)
 	}
 }

@@ -1,0 +1,121 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kinescope-tools/tusproxy/proxy"
+	"github.com/kinescope-tools/tusproxy/proxy/state"
+)
+
+// flakyStore is a store that can be switched off, as a Redis outage would.
+type flakyStore struct {
+	state.Store
+	down atomic.Bool
+}
+
+var errStoreDown = errors.New("dial tcp 10.0.0.7:6379: connect: connection refused")
+
+func (f *flakyStore) Create(ctx context.Context, rec state.Record) error {
+	if f.down.Load() {
+		return errStoreDown
+	}
+	return f.Store.Create(ctx, rec)
+}
+
+func (f *flakyStore) Get(ctx context.Context, id string) (state.Record, error) {
+	if f.down.Load() {
+		return state.Record{}, errStoreDown
+	}
+	return f.Store.Get(ctx, id)
+}
+
+func (f *flakyStore) Update(ctx context.Context, id string, fn func(*state.Record) error) (state.Record, error) {
+	if f.down.Load() {
+		return state.Record{}, errStoreDown
+	}
+	return f.Store.Update(ctx, id, fn)
+}
+
+func (f *flakyStore) Delete(ctx context.Context, id string) error {
+	if f.down.Load() {
+		return errStoreDown
+	}
+	return f.Store.Delete(ctx, id)
+}
+
+func (f *flakyStore) Ping(ctx context.Context) error {
+	if f.down.Load() {
+		return errStoreDown
+	}
+	return f.Store.Ping(ctx)
+}
+
+// TestStoreOutage: while the state store is unreachable, requests get 503
+// with Retry-After — HEAD gets 423, never a 5xx that would make
+// tus-js-client start a new upload — no Kinescope video is created, and
+// once the store is back the upload resumes where it was.
+func TestStoreOutage(t *testing.T) {
+	flaky := &flakyStore{Store: state.NewMemory()}
+	e := newEnvWith(t, nil, proxy.Deps{Store: flaky})
+
+	data := randomBytes(t, 300_000)
+	url := e.create(int64(len(data)), "")
+	if resp := e.patch(url, 0, data[:100_000]); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH before the outage: %d", resp.StatusCode)
+	}
+	inits := e.emu.Stats().Init
+
+	flaky.down.Store(true)
+	for _, c := range []struct {
+		name string
+		resp *http.Response
+		want int
+	}{
+		{"HEAD", e.do(http.MethodHead, url, nil, nil), http.StatusLocked},
+		{"PATCH", e.patch(url, 100_000, data[100_000:200_000]), http.StatusServiceUnavailable},
+		{"POST", e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "10"}, nil), http.StatusServiceUnavailable},
+		{"DELETE", e.do(http.MethodDelete, url, nil, nil), http.StatusServiceUnavailable},
+	} {
+		if c.resp.StatusCode != c.want {
+			t.Errorf("%s during the outage: %d, want %d", c.name, c.resp.StatusCode, c.want)
+		}
+		if ra := c.resp.Header.Get("Retry-After"); ra == "" {
+			t.Errorf("%s during the outage: no Retry-After", c.name)
+		}
+	}
+	if got := e.emu.Stats().Init; got != inits {
+		t.Errorf("Kinescope got %d init calls during the outage, want none", got-inits)
+	}
+
+	flaky.down.Store(false)
+	if off := e.headOffset(url); off != 100_000 {
+		t.Fatalf("HEAD after the outage = %d, want 100000", off)
+	}
+	if resp := e.patch(url, 100_000, data[100_000:]); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH after the outage: %d", resp.StatusCode)
+	}
+	e.checkUpstream(e.video(url).ID, data)
+	// Creation works again once the store answers a ping.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp := e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "10"}, nil)
+		if resp.StatusCode == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST after the outage: %d", resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The store's error (which may name its address) is for the operator's
+	// log, never for the client.
+	if !strings.Contains(e.logs.String(), "state store failed") {
+		t.Error("the store failure was not logged")
+	}
+}
