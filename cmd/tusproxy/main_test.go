@@ -71,9 +71,9 @@ type proc struct {
 	err    error
 }
 
-// startProxy runs "tusproxy serve" as a real process against emu.
-// addr "" picks a free port.
-func startProxy(t *testing.T, emu *kinescopetest.Server, dbPath, addr string, extra ...string) *proc {
+// startProxy runs "tusproxy serve" as a real process against emu. store is
+// a bolt file path or a redis:// URL; addr "" picks a free port.
+func startProxy(t *testing.T, emu *kinescopetest.Server, store, addr string, extra ...string) *proc {
 	t.Helper()
 	if addr == "" {
 		addr = freeAddr(t)
@@ -88,7 +88,7 @@ func startProxy(t *testing.T, emu *kinescopetest.Server, dbPath, addr string, ex
 		"TUSPROXY_LISTEN="+p.addr,
 		"TUSPROXY_UPSTREAM_HOSTS=127.0.0.1",
 		"TUSPROXY_UPSTREAM_CHUNK_SIZE=64KiB",
-		"TUSPROXY_STORE=bolt:"+dbPath,
+		"TUSPROXY_STORE="+storeSpec(store),
 		"TUSPROXY_METRICS_LISTEN=off",
 	)
 	p.cmd.Env = append(p.cmd.Env, extra...)
@@ -106,6 +106,14 @@ func startProxy(t *testing.T, emu *kinescopetest.Server, dbPath, addr string, ex
 	})
 	waitHealthy(t, "http://"+p.addr)
 	return p
+}
+
+// storeSpec turns a test's store argument into TUSPROXY_STORE.
+func storeSpec(store string) string {
+	if strings.Contains(store, "://") {
+		return store
+	}
+	return "bolt:" + store
 }
 
 func waitHealthy(t *testing.T, base string) {
