@@ -91,7 +91,7 @@ type metrics struct {
 	upstreamTime  *prometheus.HistogramVec
 	initFailures  *prometheus.CounterVec
 	mismatches    *prometheus.CounterVec
-	reconciliated *prometheus.CounterVec
+	reconciled *prometheus.CounterVec
 
 	series *uploadSeries
 }
@@ -168,7 +168,7 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
 			Name: "tusproxy_offset_mismatches_total",
 			Help: "Offset disagreements: side=client, a PATCH at the wrong Upload-Offset (409); side=upstream, Kinescope disagreed with the record.",
 		}, []string{"side"}),
-		reconciliated: prometheus.NewCounterVec(prometheus.CounterOpts{
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tusproxy_reconciliations_total",
 			Help: "Offset reconciliations after a failed upstream PATCH, by result (synced, uncertain, gone).",
 		}, []string{"result"}),
@@ -181,7 +181,7 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
 
 	reg.MustRegister(m.requests, m.requestDuration, m.uploadsCreated, m.uploadsCompleted, m.uploadsTerminated,
 		m.uploadsExpired, received, m.accepted, m.inFlight, m.stalled, m.uploadSize, m.uploadTime, m.patchRate,
-		m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciliated)
+		m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciled)
 	series.register(reg)
 
 	for _, method := range metricMethods {
@@ -201,7 +201,7 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
 		m.mismatches.WithLabelValues(side).Add(0)
 	}
 	for _, result := range reconcileKinds {
-		m.reconciliated.WithLabelValues(result).Add(0)
+		m.reconciled.WithLabelValues(result).Add(0)
 	}
 	return m
 }
@@ -288,7 +288,7 @@ func (m *metrics) initFailure(err error) {
 }
 
 func (m *metrics) offsetMismatch(side string)   { m.mismatches.WithLabelValues(side).Inc() }
-func (m *metrics) reconciliation(result string) { m.reconciliated.WithLabelValues(result).Inc() }
+func (m *metrics) reconciliation(result string) { m.reconciled.WithLabelValues(result).Inc() }
 
 // acceptedBytes counts bytes the upstream confirmed; n <= 0 is ignored (an
 // upstream that went back is a mismatch, not negative bytes).

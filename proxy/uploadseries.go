@@ -27,11 +27,11 @@ const maxLabelLen = 64
 
 // uploadSeries are the per-upload gauges: the one deliberate exception to
 // fixed label sets. An upload gets series when it is created or PATCHed on
-// this replica, while fewer than max uploads have them; they are removed, in
+// this replica, while fewer than limit uploads have them; they are removed, in
 // removeLocked only, a grace period after the upload completes, is
 // terminated or expires, or once it has been idle for the idle period.
 type uploadSeries struct {
-	max   int
+	limit int
 	grace time.Duration
 	idle  time.Duration
 	now   func() time.Time
@@ -70,10 +70,10 @@ type patchProgress struct {
 	lastMove time.Time // when read last changed
 }
 
-func newUploadSeries(max int, grace, idle time.Duration, now func() time.Time) *uploadSeries {
+func newUploadSeries(limit int, grace, idle time.Duration, now func() time.Time) *uploadSeries {
 	labels := []string{"upload_id", "video_id"}
 	u := &uploadSeries{
-		max: max, grace: grace, idle: idle, now: now,
+		limit: limit, grace: grace, idle: idle, now: now,
 		offset: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tusproxy_upload_offset_bytes",
 			Help: "Per upload: bytes received and passed on so far (moves while a PATCH streams); the upstream's confirmed offset between PATCHes.",
@@ -118,7 +118,7 @@ func (u *uploadSeries) trackLocked(rec state.Record, now time.Time) *seriesUploa
 	if e, ok := u.uploads[rec.ID]; ok {
 		return e
 	}
-	if len(u.uploads) >= u.max {
+	if len(u.uploads) >= u.limit {
 		u.refused.Inc()
 		return nil
 	}
