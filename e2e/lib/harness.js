@@ -31,9 +31,12 @@ export class TestContext {
     return dir;
   }
 
-  /** Starts the tusproxy binary with args and extra environment. */
-  spawn(name, args, env) {
-    const proc = new Proc(name, args, env);
+  /**
+   * Starts the tusproxy binary with args and extra environment (or
+   * options.bin, another program).
+   */
+  spawn(name, args, env, options) {
+    const proc = new Proc(name, args, env, options);
     this.procs.push(proc);
     return proc;
   }

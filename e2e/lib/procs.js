@@ -1,8 +1,10 @@
 // Child processes of a test: tusproxy serve, tusproxy emulator and tusproxy
 // dev, each started on a free port (port 0, the address parsed from its
 // output), its stdout and stderr kept for the failure report, and stopped at
-// the end of the test, or killed if the test runner itself goes away.
+// the end of the test, or killed if the test runner itself goes away. Other
+// programs a test needs (redis-server) run the same way, with options.bin.
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { tusproxyBin } from './paths.js';
 
 // Processes still running; killed if this test process exits first, so a
@@ -33,16 +35,20 @@ function cleanEnv(extra) {
   return { ...env, ...extra };
 }
 
-/** A running tusproxy process with its output. */
+/**
+ * A running tusproxy process with its output. options.bin runs another
+ * program instead (same environment rules, output and clean-up).
+ */
 export class Proc {
-  constructor(name, args, env) {
+  constructor(name, args, env, { bin = tusproxyBin } = {}) {
     this.name = name;
     this.args = args;
+    this.bin = bin;
     this.stdout = '';
     this.stderr = '';
     this.watchers = [];
     this.exit = null; // {code, signal} once exited
-    this.child = spawn(tusproxyBin, args, { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(bin, args, { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(this);
     this.exited = new Promise((resolve) => {
       this.child.on('exit', (code, signal) => {
@@ -56,7 +62,7 @@ export class Proc {
     });
     this.child.on('error', (err) => {
       for (const w of this.watchers.splice(0)) {
-        w.reject(new Error(`${this.name} could not start (${tusproxyBin}): ${err.message}`));
+        w.reject(new Error(`${this.name} could not start (${bin}): ${err.message}`));
       }
     });
     for (const stream of ['stdout', 'stderr']) {
@@ -158,7 +164,8 @@ export class Proc {
   /** Everything the process printed, for a failure report. */
   report() {
     const status = this.exit ? `exited: code ${this.exit.code}, signal ${this.exit.signal}` : 'running';
-    return `===== ${this.name} (tusproxy ${this.args.join(' ')}; ${status})\n` +
+    const program = this.bin === tusproxyBin ? 'tusproxy' : path.basename(this.bin);
+    return `===== ${this.name} (${program} ${this.args.join(' ')}; ${status})\n` +
       `----- stdout\n${this.stdout}\n----- stderr\n${this.stderr}\n`;
   }
 }
