@@ -143,7 +143,10 @@ type bench struct {
 	emulatorAPI *emulatorClient
 	targets     []*target
 	revision    string
-	started     time.Time
+	// chunkDefault is tusproxy's default upstream chunk size, as its help
+	// says; "" when it could not be read.
+	chunkDefault string
+	started      time.Time
 
 	results map[workload]map[targetKind][]result
 	errs    map[workload]map[targetKind][]error
@@ -187,6 +190,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+
+	b.chunkDefault = settingDefault(bin, "TUSPROXY_UPSTREAM_CHUNK_SIZE")
 
 	keys := b.sz.payloadKeys(opts.only)
 	b.logf("hashing %d payloads", len(keys))
@@ -248,8 +253,8 @@ func (b *bench) start(tusproxyBin, tmp string) error {
 			return err
 		}
 	}
-	b.logf("emulator %s (pid %d), reverse proxy %s (pid %d), tusproxy %s (pid %d)",
-		emulatorURL, emulator.pid(), rp.base, rp.hop.pid(), tp.base, tp.hop.pid())
+	b.logf("emulator %s (pid %d), reverse proxy %s (pid %d), tusproxy %s (pid %d, admin listener %s)",
+		emulatorURL, emulator.pid(), rp.base, rp.hop.pid(), tp.base, tp.hop.pid(), tp.hop.admin)
 	return nil
 }
 
@@ -328,6 +333,9 @@ func (b *bench) runQuietly(ctx context.Context, w workload, t *target, rep int) 
 				return best, err
 			}
 			b.peakRSS[t.kind] = max(b.peakRSS[t.kind], peak)
+			if t.hop.admin != "" {
+				b.logf("%s restarted (pid %d, admin listener %s)", t.kind, t.hop.pid(), t.hop.admin)
+			}
 			if err := b.warmUp(ctx, t); err != nil {
 				return best, err
 			}

@@ -27,6 +27,9 @@ type child struct {
 	stderr *tailBuffer
 	exited chan struct{} // closed once the process is reaped
 	err    error         // Wait's result, once exited is closed
+	// admin is tusproxy's admin listener (metrics, and profiles with
+	// TUSPROXY_PPROF=true); "" for the other children.
+	admin string
 }
 
 // startChild starts path with args and extra environment variables. A child
@@ -250,6 +253,13 @@ func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, 
 	if err != nil {
 		return nil, "", err
 	}
+	// The admin listener gets a free port too: the default :9090 may be
+	// taken, and with TUSPROXY_PPROF=true (see -env) it serves the profiles
+	// of the run at the address logged at start.
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
 	env := []string{
 		"KINESCOPE_API_TOKEN=" + token,
 		"KINESCOPE_PARENT_ID=bench",
@@ -258,11 +268,13 @@ func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, 
 		"TUSPROXY_STORE=bolt:" + filepath.Join(dir, "b.db"),
 		"TUSPROXY_LOG_LEVEL=warn",
 		"TUSPROXY_LISTEN=" + addr,
+		"TUSPROXY_METRICS_LISTEN=" + adminAddr,
 	}
 	c, stdout, err := startChild("tusproxy", bin, []string{"serve"}, append(env, extraEnv...))
 	if err != nil {
 		return nil, "", err
 	}
+	c.admin = "http://" + adminAddr
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	baseURL := "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
@@ -283,6 +295,22 @@ func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// settingDefault is the default of a tusproxy setting as `tusproxy serve
+// -h` prints it (`env NAME, default "VALUE"`), or "" when it is not there.
+func settingDefault(bin, env string) string {
+	// -h exits non-zero (flag.ErrHelp); the text is what matters.
+	out, _ := exec.Command(bin, "serve", "-h").CombinedOutput()
+	_, rest, ok := strings.Cut(string(out), "env "+env+", default \"")
+	if !ok {
+		return ""
+	}
+	value, _, ok := strings.Cut(rest, "\"")
+	if !ok {
+		return ""
+	}
+	return value
 }
 
 // freeAddr finds a free loopback port for a child that must be told where

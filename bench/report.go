@@ -479,7 +479,14 @@ func (r *report) writeMarkdown(path string) error {
 	if len(b.opts.env) > 0 {
 		env = "plus " + strings.Join(b.opts.env, " ")
 	}
-	fmt.Fprintf(&sb, "- tusproxy: `tusproxy serve`, bolt store in a temporary directory, log level warn, upstream chunk size default (8 MiB), %s\n", env)
+	chunk := "upstream chunk size default"
+	if b.chunkDefault != "" {
+		chunk += " (" + b.chunkDefault + ")"
+		if b.chunkDefault == "0" {
+			chunk = "upstream chunk size default (0: a client's PATCH is never split)"
+		}
+	}
+	fmt.Fprintf(&sb, "- tusproxy: `tusproxy serve`, bolt store in a temporary directory, log level warn, %s, %s\n", chunk, env)
 	for _, line := range machineLines() {
 		sb.WriteString("- " + line + "\n")
 	}
@@ -517,6 +524,8 @@ const methodText = `- The emulator (proxy/kinescopetest) runs in discard mode: t
   RSS per in-flight upload is the concurrent peak minus the hop's VmRSS just before the PATCHes start,
   divided by the most PATCHes in flight. The whole-run peak adds workloads up: Go returns freed memory to the
   system only after minutes.
+- tusproxy's admin listener gets a free port, logged at start and at every restart; with
+  ` + "`-env TUSPROXY_PPROF=true`" + ` it serves ` + "`/debug/pprof`" + ` there, for profiles of a workload while it runs.
 `
 
 // machineLines describes the machine: CPU from /proc/cpuinfo, nproc, free.

@@ -100,8 +100,9 @@ type Config struct {
 	// upload endpoints may point to; lowercase. Default ["kinescope.io"];
 	// dev: ["127.0.0.1"].
 	UpstreamHosts []string
-	// UpstreamChunkSize is the largest PATCH body sent upstream, in bytes; at
-	// least 64 KiB. Default 8 MiB, the size Kinescope's own uploader uses.
+	// UpstreamChunkSize is the largest PATCH body sent upstream, in bytes: 0
+	// (the default) forwards each client PATCH as one upstream PATCH;
+	// otherwise at least 64 KiB.
 	UpstreamChunkSize int64
 	// UpstreamTimeout bounds dialing, the TLS handshake and waiting for
 	// response headers from the upload endpoint, and whole HEAD and DELETE

@@ -309,8 +309,8 @@ var allSettings = []*setting{
 	},
 	{
 		name: nameUpstreamChunkSize, arg: "size", used: forProxy,
-		help:     "largest PATCH body sent to Kinescope, at least 64KiB",
-		defaults: always("8MiB"),
+		help:     "largest PATCH body sent to Kinescope: 0 = forward each client PATCH as one, never split; else at least 64KiB",
+		defaults: always("0"),
 		parse: func(c *Config, raw string) []string {
 			n, msg := parseSize(raw)
 			if msg != "" {

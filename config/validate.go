@@ -13,6 +13,7 @@ import (
 
 // minUpstreamChunkSize keeps chunks large enough that per-request overhead
 // does not dominate, and keeps a typo like "64" (bytes) from being accepted.
+// 0 is allowed too: it means a client's PATCH is never split.
 const minUpstreamChunkSize = 64 << 10
 
 // Bounds of MaxHeaderBytes: below 4 KiB ordinary browser requests with
@@ -119,8 +120,8 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 			add(nameUpstreamHosts, "%q is not a lowercase host name or IP address (no scheme, port or path)", host)
 		}
 	}
-	if c.UpstreamChunkSize < minUpstreamChunkSize {
-		add(nameUpstreamChunkSize, "is %s; must be at least 64KiB", formatSize(c.UpstreamChunkSize))
+	if c.UpstreamChunkSize != 0 && c.UpstreamChunkSize < minUpstreamChunkSize {
+		add(nameUpstreamChunkSize, "is %s; must be 0 (never split) or at least 64KiB", formatSize(c.UpstreamChunkSize))
 	}
 	positive := func(n name, d time.Duration) {
 		if d <= 0 {

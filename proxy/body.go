@@ -20,6 +20,10 @@ type bodyReader struct {
 	rc   *http.ResponseController
 	info *requestInfo
 	idle time.Duration // a Read waiting longer for the client fails
+	// deadline is the read deadline last set. Setting one costs a lock and
+	// a timer update, which every Read used to pay; it is moved only when
+	// less than idle remains (see Read).
+	deadline time.Time
 
 	read  atomic.Int64  // bytes read from this body so far
 	total *atomic.Int64 // bytes read from every client (a metric)
@@ -35,11 +39,24 @@ func (s *Service) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyRea
 		idle: s.cfg.BodyIdleTimeout, total: &s.metrics.received}
 }
 
+// idleSlack divides the body idle timeout into the steps by which the read
+// deadline moves: it is set idle + idle/idleSlack ahead, and moved again
+// once less than idle remains. A silent client is thus cut after idle at
+// the earliest (never sooner than configured) and idle/idleSlack later at
+// the most, and a fast one costs one deadline update per idle/idleSlack
+// instead of one per Read.
+const idleSlack = 16
+
 func (b *bodyReader) Read(p []byte) (int, error) {
 	// Extend the deadline before checking stop: interrupt sets stop first and
 	// then a deadline in the past, so one of the two always wins over this.
+	// Read is never called concurrently (the transport's goroutine, or the
+	// caller's once the transport is done with the body).
 	if b.idle > 0 {
-		_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+		if now := time.Now(); b.deadline.Sub(now) < b.idle {
+			b.deadline = now.Add(b.idle + b.idle/idleSlack)
+			_ = b.rc.SetReadDeadline(b.deadline)
+		}
 	}
 	if stop := b.stop.Load(); stop != nil {
 		return 0, stop

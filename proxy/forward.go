@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -22,10 +23,17 @@ const recordEvery = time.Second
 // forward streams a client's body to the upstream, starting at rec.Offset.
 // declared is the body's Content-Length, or -1 when the client sends it
 // chunked. A body longer than the upstream chunk size goes upstream as
-// consecutive PATCHes, each checked by the upstream against its offset. It
-// returns the record as it stands afterwards, also on error.
+// consecutive PATCHes, each checked by the upstream against its offset; with
+// chunk size 0 it goes as one. It returns the record as it stands
+// afterwards, also on error.
 func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, declared int64) (state.Record, error) {
 	chunk := s.cfg.UpstreamChunkSize
+	if chunk <= 0 {
+		// Never split: each split costs an upstream request turnaround
+		// (BENCHMARKS.md), and Kinescope takes whole-file PATCHes, which is
+		// what tus-js-client sends by default (chunkSize Infinity).
+		chunk = math.MaxInt64
+	}
 	remaining := rec.Length - rec.Offset
 	stored, lastStored := rec.Offset, time.Now()
 	confirmed := rec.Offset // what the upstream confirmed, counted as accepted

@@ -80,18 +80,18 @@ type metrics struct {
 
 	// received counts client body bytes as they are read; the counter is a
 	// CounterFunc over it, so the hot path pays one atomic add per read.
-	received      atomic.Int64
-	accepted      prometheus.Counter
-	inFlight      prometheus.Gauge
-	stalled       prometheus.Gauge
-	uploadSize    prometheus.Histogram
-	uploadTime    prometheus.Histogram
-	patchRate     prometheus.Histogram
-	upstreamReqs  *prometheus.CounterVec
-	upstreamTime  *prometheus.HistogramVec
-	initFailures  *prometheus.CounterVec
-	mismatches    *prometheus.CounterVec
-	reconciled *prometheus.CounterVec
+	received     atomic.Int64
+	accepted     prometheus.Counter
+	inFlight     prometheus.Gauge
+	stalled      prometheus.Gauge
+	uploadSize   prometheus.Histogram
+	uploadTime   prometheus.Histogram
+	patchRate    prometheus.Histogram
+	upstreamReqs *prometheus.CounterVec
+	upstreamTime *prometheus.HistogramVec
+	initFailures *prometheus.CounterVec
+	mismatches   *prometheus.CounterVec
+	reconciled   *prometheus.CounterVec
 
 	series *uploadSeries
 }

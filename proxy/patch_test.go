@@ -365,3 +365,37 @@ func TestHalfClosedClientGetsNoSuccess(t *testing.T) {
 		t.Fatalf("HEAD %d, but the upstream holds only %d", got, up)
 	}
 }
+
+// With TUSPROXY_UPSTREAM_CHUNK_SIZE=0 (the default) a client's PATCH, of
+// any size and whether or not it declares its length, goes upstream as one
+// PATCH.
+func TestChunkSizeZeroNeverSplits(t *testing.T) {
+	e := newEnv(t, map[string]string{"TUSPROXY_UPSTREAM_CHUNK_SIZE": "0"})
+	data := randomBytes(t, 3<<20)
+	loc := e.create(int64(len(data)), meta("filename", "whole.mp4"))
+	before := e.emu.Stats().Patch
+	if resp := e.patch(loc, 0, data[:2<<20]); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH: status %d", resp.StatusCode)
+	}
+	if n := e.emu.Stats().Patch - before; n != 1 {
+		t.Errorf("a 2 MiB client PATCH became %d upstream PATCHes, want 1", n)
+	}
+	// Chunked from the client (no Content-Length): one upstream PATCH too.
+	req, _ := http.NewRequest(http.MethodPatch, loc, struct{ io.Reader }{bytes.NewReader(data[2<<20:])})
+	req.ContentLength = -1
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Offset", "2097152")
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("chunked PATCH: status %d", resp.StatusCode)
+	}
+	if n := e.emu.Stats().Patch - before; n != 2 {
+		t.Errorf("two client PATCHes became %d upstream PATCHes, want 2", n)
+	}
+	e.checkUpstream(e.video(loc).ID, data)
+}

@@ -123,8 +123,9 @@ func BenchmarkCreateParallel(b *testing.B) {
 }
 
 // BenchmarkPatch measures PATCHes of one upload in a row, each forwarded as
-// one upstream PATCH (the default upstream chunk size is 8 MiB): lock, store
-// read, the copy loop, the upstream round trip and the store write.
+// one upstream PATCH (the default upstream chunk size, 0, never splits):
+// lock, store read, the copy loop, the upstream round trip and the store
+// write (which bbolt commits in the background, see state.Bolt).
 func BenchmarkPatch(b *testing.B) {
 	for _, store := range benchStores {
 		for _, size := range []int{256 << 10, 8 << 20} {

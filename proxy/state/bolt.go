@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,6 +22,11 @@ var _ Store = (*Bolt)(nil)
 // waits forever by default, which would make a second tusproxy pointed at the
 // same file hang silently at start instead of failing with ErrInUse.
 const boltLockTimeout = time.Second
+
+// offsetFlushDelay is how long an offset-only update may wait in memory
+// before it is committed to the file; it is also the most a crash can take
+// back (see Bolt).
+const offsetFlushDelay = 100 * time.Millisecond
 
 // Bucket names. A later version that changes the layout of a bucket should
 // use a new name and rebuild it from the records, so an old file is never
@@ -35,11 +42,53 @@ var (
 )
 
 // Bolt is a Store kept in a bbolt file: the embedded default, which survives
-// restarts and crashes. Every write is one bbolt transaction and is fsynced
-// before it returns, so an offset recorded before a crash is there after the
-// restart. Only one process can open the file at a time.
+// restarts and crashes. Only one process can open the file at a time, which
+// lets the store keep the newest state of recently changed records in memory
+// (the overlay) in front of the file.
+//
+// Durability. Create, Delete, Sweep and every Update that changes anything
+// besides Offset, OffsetUncertain and UpdatedAt return only once their
+// change is committed and fsynced: after a crash they are there. An Update
+// that changes only those three fields (what a PATCH records when it ends)
+// returns at once; its change is visible to every later call of this store
+// and reaches the file with the next commit, at most offsetFlushDelay later,
+// or at Close. A crash (kill -9, power loss) can therefore leave a record
+// with an offset up to offsetFlushDelay old. That is safe because the
+// recorded offset is a hint, never the truth: HEAD always asks the upstream
+// and corrects the record, and a PATCH at an offset the record does not
+// know is refused with 409, after which the client HEADs. In exchange a PATCH
+// no longer waits for an fsync (two, with bbolt) before its answer, and
+// concurrent writes share commits (BENCHMARKS.md).
+//
+// All writes go through one committer goroutine, which takes every change
+// staged while the previous commit ran and commits them together: a group
+// commit without a timer for the writes that wait, so a burst of creations
+// costs one fsync per commit, not one each.
 type Bolt struct {
 	db *bolt.DB
+
+	mu   sync.Mutex
+	cond *sync.Cond // signals the committer: work staged, flush due, or closing
+	// overlay holds the newest state of every record changed since its
+	// last commit, including deletions; the file holds the rest.
+	overlay  map[string]*stagedRecord
+	dirty    map[string]struct{} // ids in overlay that the next commit writes
+	orphans  [][]byte            // expiry keys without a record, for the next commit
+	waiters  []chan<- error      // writers waiting for the next commit
+	seq      uint64              // numbers the changes, so a commit knows which it wrote
+	timer    *time.Timer         // pending flush of deferred changes; nil when none
+	due      bool                // the deferred changes are to be committed now
+	closing  bool                // Close was called: no new changes
+	stopped  chan struct{}       // closed when the committer has exited
+	closeErr error               // what the committer's last commits failed with, for Close
+}
+
+// stagedRecord is a record's newest state, not yet in the file.
+type stagedRecord struct {
+	rec     Record
+	value   []byte // rec encoded; nil when deleted
+	deleted bool
+	seq     uint64
 }
 
 // OpenBolt opens the bbolt file at path, creating it with mode 0600 (the
@@ -47,8 +96,8 @@ type Bolt struct {
 // The directory must exist. When another process holds the file, OpenBolt
 // fails after about a second with an error wrapping ErrInUse.
 func OpenBolt(path string) (*Bolt, error) {
-	// Writes keep bbolt's defaults (fsync on every commit, NoSync false):
-	// durability of the recorded offsets is the point of this store.
+	// Commits keep bbolt's defaults (fsync on every commit, NoSync false):
+	// see Bolt for which changes wait for one.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: boltLockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("state: open %s: %w (no lock within %v; is another tusproxy running with the same state file?)",
@@ -69,10 +118,15 @@ func OpenBolt(path string) (*Bolt, error) {
 		_ = db.Close() // the bucket error is the one worth reporting
 		return nil, fmt.Errorf("state: prepare %s: %w", path, err)
 	}
-	// A lone creation waits at most this long for others to share its
-	// fsync; bbolt's default of 10 ms would add that to every creation.
-	db.MaxBatchDelay = time.Millisecond
-	return &Bolt{db: db}, nil
+	b := &Bolt{
+		db:      db,
+		overlay: make(map[string]*stagedRecord),
+		dirty:   make(map[string]struct{}),
+		stopped: make(chan struct{}),
+	}
+	b.cond = sync.NewCond(&b.mu)
+	go b.commitLoop()
+	return b, nil
 }
 
 // Create implements Store.
@@ -87,24 +141,25 @@ func (b *Bolt) Create(ctx context.Context, rec Record) error {
 	if err != nil {
 		return err
 	}
-	// Creations go through bbolt's Batch: under a burst of creations many
-	// share one transaction and one fsync instead of queueing for one each
-	// (measured in BENCHMARKS.md). The function may run more than once, and
-	// is written so that this is harmless.
-	err = b.db.Batch(func(tx *bolt.Tx) error {
-		uploads, expiry := buckets(tx)
-		if uploads.Get([]byte(rec.ID)) != nil {
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return b.wrap("create", rec.ID, ErrClosed)
+	}
+	exists, err := b.existsLocked(rec.ID)
+	if err != nil || exists {
+		b.mu.Unlock()
+		if exists {
 			return ErrExists
 		}
-		if err := uploads.Put([]byte(rec.ID), value); err != nil {
-			return err
-		}
-		return expiry.Put(expiryKey(rec.UpdatedAt, rec.ID), nil)
-	})
-	if err == nil || errors.Is(err, ErrExists) {
-		return err
+		return b.wrap("create", rec.ID, err)
 	}
-	return b.wrap("create", rec.ID, err)
+	committed := b.stageLocked(rec.ID, &stagedRecord{rec: rec, value: value}, true)
+	b.mu.Unlock()
+	if err := <-committed; err != nil {
+		return b.wrap("create", rec.ID, err)
+	}
+	return nil
 }
 
 // Get implements Store.
@@ -112,75 +167,79 @@ func (b *Bolt) Get(ctx context.Context, id string) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
-	var rec Record
-	err := b.db.View(func(tx *bolt.Tx) error {
-		uploads, _ := buckets(tx)
-		value := uploads.Get([]byte(id))
-		if value == nil {
-			return ErrNotFound
+	b.mu.Lock()
+	staged, ok := b.overlay[id]
+	b.mu.Unlock()
+	if ok {
+		if staged.deleted {
+			return Record{}, ErrNotFound
 		}
-		var err error
-		rec, err = decodeRecord(id, value)
-		return err
-	})
+		// Records hold only values, and staged ones are never changed in
+		// place: this is a copy.
+		return staged.rec, nil
+	}
+	// Not staged: the file has the newest state. A change staged from now
+	// on is newer than this read, which is fine.
+	rec, err := b.load(id)
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return rec, err
 	}
 	return Record{}, b.wrap("get", id, err)
 }
 
-// Update implements Store. fn runs inside a bbolt write transaction, which
-// bbolt serialises with every other write: that is the atomicity.
+// Update implements Store. fn runs under the store's lock, which every write
+// takes: that is the atomicity. An update that changes only Offset,
+// OffsetUncertain and UpdatedAt is committed later (see Bolt); any other
+// waits for its commit.
 func (b *Bolt) Update(ctx context.Context, id string, fn func(*Record) error) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
-	var (
-		rec   Record
-		fnErr error
-	)
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		uploads, expiry := buckets(tx)
-		value := uploads.Get([]byte(id))
-		if value == nil {
-			return ErrNotFound
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return Record{}, b.wrap("update", id, ErrClosed)
+	}
+	old, err := b.currentLocked(id)
+	if err != nil {
+		b.mu.Unlock()
+		if errors.Is(err, ErrNotFound) {
+			return Record{}, err
 		}
-		old, err := decodeRecord(id, value)
-		if err != nil {
-			return err
-		}
-		rec = old
-		if fnErr = fn(&rec); fnErr != nil {
-			return fnErr
-		}
-		if rec.ID != id {
-			return errIDChanged
-		}
-		value, err = encodeRecord(rec)
-		if err != nil {
-			return err
-		}
-		if err := uploads.Put([]byte(id), value); err != nil {
-			return err
-		}
-		oldKey, newKey := expiryKey(old.UpdatedAt, id), expiryKey(rec.UpdatedAt, id)
-		if bytes.Equal(oldKey, newKey) {
-			return nil
-		}
-		if err := expiry.Delete(oldKey); err != nil {
-			return err
-		}
-		return expiry.Put(newKey, nil)
-	})
-	switch {
-	case fnErr != nil:
-		return Record{}, fnErr // the contract: fn's error comes back unchanged
-	case errors.Is(err, ErrNotFound) || errors.Is(err, errIDChanged):
+		return Record{}, b.wrap("update", id, err)
+	}
+	rec := old
+	if err := fn(&rec); err != nil {
+		b.mu.Unlock()
+		return Record{}, err // the contract: fn's error comes back unchanged
+	}
+	if rec.ID != id {
+		b.mu.Unlock()
+		return Record{}, errIDChanged
+	}
+	value, err := encodeRecord(rec)
+	if err != nil {
+		b.mu.Unlock()
 		return Record{}, err
-	case err != nil:
+	}
+	wait := !onlyOffsetChanged(old, rec)
+	committed := b.stageLocked(id, &stagedRecord{rec: rec, value: value}, wait)
+	b.mu.Unlock()
+	if !wait {
+		return rec, nil
+	}
+	if err := <-committed; err != nil {
 		return Record{}, b.wrap("update", id, err)
 	}
 	return rec, nil
+}
+
+// onlyOffsetChanged reports whether next differs from old in Offset,
+// OffsetUncertain and UpdatedAt only: the fields a PATCH records, whose
+// commit may be deferred.
+func onlyOffsetChanged(old, next Record) bool {
+	old.Offset, old.OffsetUncertain, old.UpdatedAt = next.Offset, next.OffsetUncertain, next.UpdatedAt
+	return old == next
 }
 
 // Delete implements Store.
@@ -188,31 +247,41 @@ func (b *Bolt) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		uploads, expiry := buckets(tx)
-		value := uploads.Get([]byte(id))
-		if value == nil {
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return b.wrap("delete", id, ErrClosed)
+	}
+	// A record staged as deleted is deleted again: this caller too returns
+	// once the deletion is in the file.
+	if _, staged := b.overlay[id]; !staged {
+		// A record that cannot be decoded is still deleted, so an operator
+		// can always get rid of it: only its presence is checked.
+		var present bool
+		err := b.db.View(func(tx *bolt.Tx) error {
+			uploads, _ := buckets(tx)
+			present = uploads.Get([]byte(id)) != nil
+			return nil
+		})
+		if err != nil || !present {
+			b.mu.Unlock()
+			if err != nil {
+				return b.wrap("delete", id, err)
+			}
 			return nil
 		}
-		// A record that cannot be decoded is still deleted, so an operator
-		// can always get rid of it; its index entry then stays behind and
-		// Sweep drops it when it reaches it.
-		if rec, err := decodeRecord(id, value); err == nil {
-			if err := expiry.Delete(expiryKey(rec.UpdatedAt, id)); err != nil {
-				return err
-			}
-		}
-		return uploads.Delete([]byte(id))
-	})
-	if err != nil {
+	}
+	committed := b.stageLocked(id, &stagedRecord{rec: Record{ID: id}, deleted: true}, true)
+	b.mu.Unlock()
+	if err := <-committed; err != nil {
 		return b.wrap("delete", id, err)
 	}
 	return nil
 }
 
 // Sweep implements Store. It walks the expiry index from the oldest entry, so
-// one call costs time in proportion to limit, not to the number of records,
-// and its write transaction stays short.
+// one call costs time in proportion to limit, not to the number of records;
+// records staged in the overlay are judged by their newest state.
 func (b *Bolt) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -220,13 +289,16 @@ func (b *Bolt) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record
 	if limit < 1 {
 		return nil, errBadLimit
 	}
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return nil, b.wrap("sweep", "", ErrClosed)
+	}
 	var swept []Record
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	var orphans [][]byte
+	err := b.db.View(func(tx *bolt.Tx) error {
 		uploads, expiry := buckets(tx)
 		cutoffPrefix := expiryKey(cutoff, "")
-		// Keys are collected first and deleted after the walk: deleting
-		// under a bbolt cursor can make Next skip entries.
-		var doomed [][]byte
 		cursor := expiry.Cursor()
 		for key, _ := cursor.First(); key != nil && len(swept) < limit; key, _ = cursor.Next() {
 			// Times beyond the int64 nanosecond range share a clamped prefix,
@@ -235,34 +307,54 @@ func (b *Bolt) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record
 				break
 			}
 			id := string(key[len(cutoffPrefix):])
+			if _, staged := b.overlay[id]; staged {
+				continue // judged below by its newest state
+			}
 			value := uploads.Get([]byte(id))
 			if value == nil {
 				// Left behind by Delete of an undecodable record.
-				doomed = append(doomed, bytes.Clone(key))
+				orphans = append(orphans, bytes.Clone(key))
 				continue
 			}
 			rec, err := decodeRecord(id, value)
 			if err != nil {
 				return err
 			}
-			if !rec.UpdatedAt.Before(cutoff) {
-				continue
-			}
-			swept = append(swept, rec)
-			doomed = append(doomed, bytes.Clone(key))
-		}
-		for _, key := range doomed {
-			if err := expiry.Delete(key); err != nil {
-				return err
-			}
-			if err := uploads.Delete(key[len(cutoffPrefix):]); err != nil {
-				return err
+			if rec.UpdatedAt.Before(cutoff) {
+				swept = append(swept, rec)
 			}
 		}
 		return nil
 	})
 	if err != nil {
+		b.mu.Unlock()
 		return nil, b.wrap("sweep", "", err)
+	}
+	for _, staged := range b.overlay {
+		if !staged.deleted && staged.rec.UpdatedAt.Before(cutoff) {
+			swept = append(swept, staged.rec)
+		}
+	}
+	// Oldest first, in index order (which breaks ties by id).
+	slices.SortFunc(swept, func(x, y Record) int {
+		return bytes.Compare(expiryKey(x.UpdatedAt, x.ID), expiryKey(y.UpdatedAt, y.ID))
+	})
+	swept = swept[:min(len(swept), limit)]
+	if len(swept) == 0 && len(orphans) == 0 {
+		b.mu.Unlock()
+		return nil, nil
+	}
+	b.orphans = append(b.orphans, orphans...)
+	for _, rec := range swept {
+		b.stageLocked(rec.ID, &stagedRecord{rec: Record{ID: rec.ID}, deleted: true}, false)
+	}
+	committed := b.waitLocked()
+	b.mu.Unlock()
+	if err := <-committed; err != nil {
+		return nil, b.wrap("sweep", "", err)
+	}
+	if len(swept) == 0 {
+		return nil, nil
 	}
 	return swept, nil
 }
@@ -272,6 +364,12 @@ func (b *Bolt) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record
 func (b *Bolt) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	b.mu.Lock()
+	closing := b.closing
+	b.mu.Unlock()
+	if closing {
+		return b.wrap("ping", "", ErrClosed)
 	}
 	err := b.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(uploadsBucket) == nil || tx.Bucket(expiryBucket) == nil {
@@ -285,12 +383,206 @@ func (b *Bolt) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements Store. It releases the file lock.
+// Close implements Store. It commits every change still in memory, then
+// releases the file lock.
 func (b *Bolt) Close() error {
-	if err := b.db.Close(); err != nil {
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closing = true
+	b.cond.Signal()
+	b.mu.Unlock()
+	<-b.stopped
+	err := b.closeErr
+	if cerr := b.db.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
 		return fmt.Errorf("state: close %s: %w", b.db.Path(), err)
 	}
 	return nil
+}
+
+// existsLocked reports whether a record with the id exists, staged or in
+// the file (decodable or not).
+func (b *Bolt) existsLocked(id string) (bool, error) {
+	if staged, ok := b.overlay[id]; ok {
+		return !staged.deleted, nil
+	}
+	var exists bool
+	err := b.db.View(func(tx *bolt.Tx) error {
+		uploads, _ := buckets(tx)
+		exists = uploads.Get([]byte(id)) != nil
+		return nil
+	})
+	return exists, err
+}
+
+// currentLocked returns the newest state of the record: staged, or read
+// from the file.
+func (b *Bolt) currentLocked(id string) (Record, error) {
+	if staged, ok := b.overlay[id]; ok {
+		if staged.deleted {
+			return Record{}, ErrNotFound
+		}
+		return staged.rec, nil
+	}
+	return b.load(id)
+}
+
+// load reads a record from the file.
+func (b *Bolt) load(id string) (Record, error) {
+	var rec Record
+	err := b.db.View(func(tx *bolt.Tx) error {
+		uploads, _ := buckets(tx)
+		value := uploads.Get([]byte(id))
+		if value == nil {
+			return ErrNotFound
+		}
+		var err error
+		rec, err = decodeRecord(id, value)
+		return err
+	})
+	return rec, err
+}
+
+// stageLocked makes staged the newest state of the record, for the next
+// commit. When wait is true it returns a channel that gets the outcome of
+// that commit, and the commit starts at once; otherwise the change waits up
+// to offsetFlushDelay for a commit and the channel is nil.
+func (b *Bolt) stageLocked(id string, staged *stagedRecord, wait bool) <-chan error {
+	b.seq++
+	staged.seq = b.seq
+	b.overlay[id] = staged
+	b.dirty[id] = struct{}{}
+	if wait {
+		return b.waitLocked()
+	}
+	if b.timer == nil {
+		b.timer = time.AfterFunc(offsetFlushDelay, func() {
+			b.mu.Lock()
+			b.due = true
+			b.cond.Signal()
+			b.mu.Unlock()
+		})
+	}
+	return nil
+}
+
+// waitLocked registers a writer for the next commit, which starts at once.
+func (b *Bolt) waitLocked() <-chan error {
+	committed := make(chan error, 1)
+	b.waiters = append(b.waiters, committed)
+	b.cond.Signal()
+	return committed
+}
+
+// stagedChange is a staged record as a commit writes it.
+type stagedChange struct {
+	id string
+	*stagedRecord
+}
+
+// commitLoop is the committer: it commits whatever was staged while the
+// previous commit ran, as soon as a writer waits for it (no timer: under
+// load, commits follow each other and each takes everything that queued
+// meanwhile), or offsetFlushDelay after a deferred change, or at Close.
+func (b *Bolt) commitLoop() {
+	defer close(b.stopped)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		for len(b.waiters) == 0 && !b.due && !b.closing {
+			b.cond.Wait()
+		}
+		if b.closing && len(b.waiters) == 0 && len(b.dirty) == 0 && len(b.orphans) == 0 {
+			if b.timer != nil {
+				b.timer.Stop()
+				b.timer = nil
+			}
+			return
+		}
+		changes := make([]stagedChange, 0, len(b.dirty))
+		for id := range b.dirty {
+			changes = append(changes, stagedChange{id, b.overlay[id]})
+		}
+		orphans, waiters := b.orphans, b.waiters
+		b.dirty, b.orphans, b.waiters, b.due = make(map[string]struct{}), nil, nil, false
+		if b.timer != nil {
+			b.timer.Stop()
+			b.timer = nil
+		}
+		b.mu.Unlock()
+
+		err := b.commit(changes, orphans)
+
+		b.mu.Lock()
+		for _, c := range changes {
+			// A change staged during the commit is newer: it stays.
+			if staged := b.overlay[c.id]; staged != nil && staged.seq == c.seq {
+				delete(b.overlay, c.id)
+			}
+		}
+		if err != nil && b.closing {
+			b.closeErr = errors.Join(b.closeErr, err)
+		}
+		// A failed commit dropped its changes from the overlay above: the
+		// file's state is the truth again, and the writers that waited are
+		// told. Deferred offsets in it are lost, as in a crash.
+		for _, w := range waiters {
+			w <- err
+		}
+	}
+}
+
+// commit writes the changes in one bbolt transaction, fsynced.
+func (b *Bolt) commit(changes []stagedChange, orphans [][]byte) error {
+	if len(changes) == 0 && len(orphans) == 0 {
+		return nil
+	}
+	return b.db.Update(func(tx *bolt.Tx) error {
+		uploads, expiry := buckets(tx)
+		for _, c := range changes {
+			key := []byte(c.id)
+			// The stored version's index entry; a record that cannot be
+			// decoded keeps its entry, which Sweep drops when it reaches it.
+			var oldIndex []byte
+			if value := uploads.Get(key); value != nil {
+				if old, err := decodeRecord(c.id, value); err == nil {
+					oldIndex = expiryKey(old.UpdatedAt, c.id)
+				}
+			}
+			var newIndex []byte
+			if !c.deleted {
+				newIndex = expiryKey(c.rec.UpdatedAt, c.id)
+			}
+			if oldIndex != nil && !bytes.Equal(oldIndex, newIndex) {
+				if err := expiry.Delete(oldIndex); err != nil {
+					return err
+				}
+			}
+			if c.deleted {
+				if err := uploads.Delete(key); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := uploads.Put(key, c.value); err != nil {
+				return err
+			}
+			if err := expiry.Put(newIndex, nil); err != nil {
+				return err
+			}
+		}
+		for _, key := range orphans {
+			if err := expiry.Delete(key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // wrap turns a bbolt or decoding error into one that names the operation and

@@ -169,6 +169,10 @@ func TestBoltUnknownFormat(t *testing.T) {
 // until it is killed.
 const killChildEnv = "TUSPROXY_STATE_KILL_CHILD"
 
+// TestBoltSurvivesKill kills a process in the middle of writing. Changes
+// that wait for their commit (here: Metadata) must all be there afterwards,
+// each with the offset the record had when it was made; offset-only changes
+// made after the last of them may be lost (see Bolt), but never invented.
 func TestBoltSurvivesKill(t *testing.T) {
 	if path := os.Getenv(killChildEnv); path != "" {
 		runKillChild(path)
@@ -185,12 +189,12 @@ func TestBoltSurvivesKill(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// The child prints each offset after Update has returned, that is,
-	// after the commit. Kill it while it is still writing.
+	// The child prints each durable change after Update has returned, that
+	// is, after the commit. Kill it while it is still writing.
 	var confirmed int64 = -1
 	lines := bufio.NewScanner(stdout)
 	for confirmed < 20 && lines.Scan() {
-		n, err := strconv.ParseInt(strings.TrimPrefix(lines.Text(), "offset "), 10, 64)
+		n, err := strconv.ParseInt(strings.TrimPrefix(lines.Text(), "durable "), 10, 64)
 		if err != nil {
 			t.Fatalf("child said %q", lines.Text())
 		}
@@ -201,7 +205,7 @@ func TestBoltSurvivesKill(t *testing.T) {
 	}
 	_ = cmd.Wait() // "signal: killed" is the expected outcome
 	if confirmed < 20 {
-		t.Fatalf("child stopped at offset %d before being killed: %v", confirmed, lines.Err())
+		t.Fatalf("child stopped at %d before being killed: %v", confirmed, lines.Err())
 	}
 
 	b := openBolt(t, path) // the kernel released the dead child's lock
@@ -210,16 +214,29 @@ func TestBoltSurvivesKill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get after kill -9: %v", err)
 	}
-	if rec.Offset < confirmed {
-		t.Errorf("Offset after kill -9 = %d, but the child had confirmed %d", rec.Offset, confirmed)
+	durable, err := strconv.ParseInt(rec.Metadata, 10, 64)
+	if err != nil || durable < confirmed {
+		t.Fatalf("Metadata after kill -9 = %q, but the child had confirmed %d", rec.Metadata, confirmed)
+	}
+	// The child raises the offset, then every killChildEvery offsets
+	// records it in Metadata and waits for that commit.
+	if rec.Offset < durable || rec.Offset >= durable+killChildEvery {
+		t.Errorf("Offset after kill -9 = %d, want from %d (the last durable change) to %d", rec.Offset,
+			durable, durable+killChildEvery-1)
 	}
 	if rec.VideoID != "v-survivor" || rec.Length != 1<<30 {
 		t.Errorf("record after kill -9 = %+v", rec)
 	}
 }
 
-// runKillChild creates a record and raises its offset forever, reporting
-// each committed offset on stdout, until the parent kills the process.
+// killChildEvery is how many offset-only updates the kill child makes per
+// durable one.
+const killChildEvery = 4
+
+// runKillChild creates a record and raises its offset forever with
+// offset-only updates, and every killChildEvery of them writes the offset
+// into Metadata too, an update that waits for its commit; it reports each
+// of these on stdout, until the parent kills the process.
 func runKillChild(path string) {
 	ctx := context.Background()
 	fail := func(err error) {
@@ -230,7 +247,7 @@ func runKillChild(path string) {
 	if err != nil {
 		fail(err)
 	}
-	if err := b.Create(ctx, state.Record{ID: "survivor", VideoID: "v-survivor", Length: 1 << 30, UpdatedAt: created}); err != nil {
+	if err := b.Create(ctx, state.Record{ID: "survivor", VideoID: "v-survivor", Length: 1 << 30, Metadata: "0", UpdatedAt: created}); err != nil {
 		fail(err)
 	}
 	for {
@@ -241,7 +258,17 @@ func runKillChild(path string) {
 		if err != nil {
 			fail(err)
 		}
-		fmt.Printf("offset %d\n", rec.Offset)
+		if rec.Offset%killChildEvery != 0 {
+			continue
+		}
+		rec, err = b.Update(ctx, "survivor", func(rec *state.Record) error {
+			rec.Metadata = strconv.FormatInt(rec.Offset, 10)
+			return nil
+		})
+		if err != nil {
+			fail(err)
+		}
+		fmt.Printf("durable %s\n", rec.Metadata)
 	}
 }
 
