@@ -89,7 +89,7 @@ func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, d
 		confirmed = newOffset
 		rec.Offset = newOffset
 		if time.Since(lastStored) >= recordEvery {
-			if rec, err = s.recordOffset(r.Context(), rec.ID, newOffset); err != nil {
+			if rec, err = s.recordProgress(r.Context(), rec, newOffset); err != nil {
 				return rec, err
 			}
 			stored, lastStored = newOffset, time.Now()
@@ -103,7 +103,7 @@ func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, d
 	}
 	if rec.Offset != stored {
 		var err error
-		if rec, err = s.recordOffset(r.Context(), rec.ID, rec.Offset); err != nil {
+		if rec, err = s.recordProgress(r.Context(), rec, rec.Offset); err != nil {
 			return rec, err
 		}
 	}
@@ -221,7 +221,34 @@ func (s *Service) markUncertain(ctx context.Context, rec state.Record) state.Rec
 	return updated
 }
 
-// recordOffset stores an offset the upstream confirmed.
+// recordProgress stores the offset the upstream confirmed to this request's
+// PATCH. It never moves the record back: a request that lost its upload's
+// lock (its replica stalled past the lease) and records late must not undo
+// what the new holder recorded since. The record returned carries this
+// request's own offset, which its answer reports; on a store failure it is
+// rec with that offset, never an empty record.
+func (s *Service) recordProgress(ctx context.Context, rec state.Record, offset int64) (state.Record, error) {
+	now := s.now()
+	updated, err := s.store.Update(context.WithoutCancel(ctx), rec.ID, func(r *state.Record) error {
+		if offset >= r.Offset || r.OffsetUncertain {
+			r.Offset, r.OffsetUncertain = offset, false
+		}
+		r.UpdatedAt = now
+		return nil
+	})
+	rec.Offset, rec.OffsetUncertain = offset, false
+	if errors.Is(err, state.ErrNotFound) {
+		return rec, errUploadNotFound
+	}
+	if err != nil {
+		return rec, s.storeFailed("update", rec.ID, err)
+	}
+	updated.Offset, updated.OffsetUncertain = offset, false
+	return updated, nil
+}
+
+// recordOffset stores the upstream's offset as HEAD answered it: the truth,
+// which replaces the record's whatever it was.
 func (s *Service) recordOffset(ctx context.Context, id string, offset int64) (state.Record, error) {
 	now := s.now()
 	rec, err := s.store.Update(context.WithoutCancel(ctx), id, func(r *state.Record) error {

@@ -119,3 +119,46 @@ func TestStoreOutage(t *testing.T) {
 		t.Error("the store failure was not logged")
 	}
 }
+
+// aheadStore makes the record move ahead, as another replica's writes would,
+// just before the proxy's next Update.
+type aheadStore struct {
+	state.Store
+	ahead atomic.Int64 // when > 0, the offset written before the next Update
+}
+
+func (a *aheadStore) Update(ctx context.Context, id string, fn func(*state.Record) error) (state.Record, error) {
+	if off := a.ahead.Swap(0); off > 0 {
+		if _, err := a.Store.Update(ctx, id, func(r *state.Record) error { r.Offset = off; return nil }); err != nil {
+			return state.Record{}, err
+		}
+	}
+	return a.Store.Update(ctx, id, fn)
+}
+
+// TestRecordNeverMovesBack: a PATCH that records its offset after the
+// record moved ahead (a replica that lost the upload's lock while stalled,
+// recording late) leaves the newer offset in place, and still answers its
+// own client with what the upstream confirmed to it.
+func TestRecordNeverMovesBack(t *testing.T) {
+	store := &aheadStore{Store: state.NewMemory()}
+	e := newEnvWith(t, nil, proxy.Deps{Store: store})
+	data := randomBytes(t, 1000)
+	url := e.create(int64(len(data)), "")
+	store.ahead.Store(600)
+	resp := e.patch(url, 0, data[:100])
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "100" {
+		t.Fatalf("PATCH: %d, Upload-Offset %q; want 204 and 100", resp.StatusCode, resp.Header.Get("Upload-Offset"))
+	}
+	rec, err := store.Get(t.Context(), url[strings.LastIndex(url, "/")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Offset != 600 {
+		t.Errorf("record offset = %d after a late, lower recording; want 600 kept", rec.Offset)
+	}
+	// HEAD asks the upstream (100) and records the truth, lower or not.
+	if off := e.headOffset(url); off != 100 {
+		t.Errorf("HEAD = %d, want the upstream's 100", off)
+	}
+}
