@@ -191,7 +191,9 @@ func (u *uploadSeries) patchEnded(p *patchProgress, offset int64) (completed boo
 	}
 	e.offset = offset
 	e.lastActivity = now
-	if completed {
+	if offset == p.length && e.doneAt.IsZero() {
+		// Complete, by this PATCH or before it (an empty PATCH to a
+		// finished upload): the grace period starts.
 		e.doneAt = now
 	}
 	u.setLocked(e)
