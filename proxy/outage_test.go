@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -160,5 +161,30 @@ func TestRecordNeverMovesBack(t *testing.T) {
 	// HEAD asks the upstream (100) and records the truth, lower or not.
 	if off := e.headOffset(url); off != 100 {
 		t.Errorf("HEAD = %d, want the upstream's 100", off)
+	}
+}
+
+// canceledStore answers Get as a store does whose caller went away.
+type canceledStore struct{ state.Store }
+
+func (c canceledStore) Get(ctx context.Context, id string) (state.Record, error) {
+	return state.Record{}, fmt.Errorf("redis: %w", context.Canceled)
+}
+
+// TestClientGoneIsNotAnOutage: a store call cut short because the client
+// left is the client's doing, not a store failure to log and act on.
+func TestClientGoneIsNotAnOutage(t *testing.T) {
+	e := newEnvWith(t, nil, proxy.Deps{Store: canceledStore{state.NewMemory()}})
+	req, err := http.NewRequest(http.MethodHead, e.base+"0123456789abcdef0123456789abcdef", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("HEAD got an answer (%d); want the connection dropped, as for a client that left", resp.StatusCode)
+	}
+	if logs := e.logs.String(); strings.Contains(logs, "state store failed") || !strings.Contains(logs, `"status":499`) {
+		t.Errorf("want a 499 and no store failure in the log:\n%s", logs)
 	}
 }

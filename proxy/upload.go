@@ -89,6 +89,10 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 // (423 for HEAD, see writeError). Nothing stored is lost: the request did
 // not change anything, and the client retries once the store is back.
 func (s *Service) storeFailed(op, id string, err error) *Error {
+	if errors.Is(err, context.Canceled) {
+		// The client went away while the store answered: not an outage.
+		return errClientGone
+	}
 	s.storeDown.Store(true)
 	s.log.Error("state store failed", slog.String("op", op), slog.String("upload_id", id), slog.String("error", err.Error()))
 	return errStateUnavailable
