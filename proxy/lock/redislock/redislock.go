@@ -324,6 +324,11 @@ func (lk *lock) Lock(ctx context.Context, requestRelease func()) error {
 		acquired, err := acquireScript.Run(ctx, l.client, lk.keys, token, l.leaseMS, l.channel, lk.id).Int64()
 		if err != nil {
 			if ctx.Err() != nil {
+				// The script may have run and taken the lock for a token
+				// nobody holds or renews: give it back (compare-and-delete,
+				// so nobody else's lock is touched) rather than block the
+				// upload for a lease.
+				l.abandon(lk.keys, token, lk.id)
 				return handler.ErrLockTimeout
 			}
 			return fmt.Errorf("redislock: lock upload %s: %w", lk.id, err)
@@ -386,6 +391,16 @@ func (lk *lock) Unlock() error {
 		return fmt.Errorf("redislock: unlock upload %s: %w", lk.id, ErrLost)
 	}
 	return nil
+}
+
+// abandon releases a lock an acquire may have taken for token after its
+// caller gave up. It runs in the background and is bounded by the lease.
+func (l *Locker) abandon(keys []string, token, id string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), l.lease)
+		defer cancel()
+		_ = unlockScript.Run(ctx, l.client, keys, token, l.channel, id).Err()
+	}()
 }
 
 func (l *Locker) isClosed() bool {
