@@ -536,15 +536,23 @@ func TestReplicasRedisRestart(t *testing.T) {
 		go func() { errs <- client.upload(locs[i], datas[i], 0, 64<<10) }()
 	}
 	// Let the uploads get going, then restart Redis under them.
-	time.Sleep(300 * time.Millisecond)
-	c.redis.stop()
-	inFlight := 0
-	for _, v := range c.emu.Videos() {
-		if v.Offset > 0 && v.Offset < v.Filesize {
-			inFlight++
+	inProgress := func() int {
+		n := 0
+		for _, v := range c.emu.Videos() {
+			if v.Offset > 0 && v.Offset < v.Filesize {
+				n++
+			}
 		}
+		return n
 	}
-	if inFlight == 0 {
+	for deadline := time.Now().Add(10 * time.Second); inProgress() < uploads/2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the uploads never got going")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.redis.stop()
+	if inProgress() == 0 {
 		t.Fatal("no upload was in progress when Redis stopped; the test proves nothing")
 	}
 	checkReadyz(t, c.admins[0], http.StatusServiceUnavailable)
