@@ -25,7 +25,6 @@ type bodyReader struct {
 	// less than idle remains (see Read).
 	deadline time.Time
 
-	read  atomic.Int64  // bytes read from this body so far
 	total *atomic.Int64 // bytes read from every client (a metric)
 
 	stop atomic.Pointer[Error] // why the service stopped reading, if it did
@@ -35,9 +34,18 @@ type bodyReader struct {
 }
 
 func (s *Service) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyReader {
-	return &bodyReader{src: r.Body, rc: http.NewResponseController(w), info: infoFrom(r),
+	info := infoFrom(r)
+	if info == nil {
+		info = &requestInfo{} // outside the logging middleware: count all the same
+	}
+	return &bodyReader{src: r.Body, rc: http.NewResponseController(w), info: info,
 		idle: s.cfg.BodyIdleTimeout, total: &s.metrics.received}
 }
+
+// bytesRead counts the bytes read from this body so far. It is the request's
+// own counter (its log line's bytes_in): one request has one body, so the
+// per-upload metrics read it rather than keep another.
+func (b *bodyReader) bytesRead() *atomic.Int64 { return &b.info.bytesIn }
 
 // idleSlack divides the body idle timeout into the steps by which the read
 // deadline moves: it is set idle + idle/idleSlack ahead, and moved again
@@ -63,11 +71,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.src.Read(p)
 	if n > 0 {
-		b.read.Add(int64(n))
+		b.info.bytesIn.Add(int64(n))
 		b.total.Add(int64(n))
-		if b.info != nil {
-			b.info.bytesIn.Add(int64(n))
-		}
 	}
 	if err != nil && err != io.EOF {
 		if stop := b.stop.Load(); stop != nil {

@@ -38,12 +38,8 @@ func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, d
 	stored, lastStored := rec.Offset, time.Now()
 	confirmed := rec.Offset // what the upstream confirmed, counted as accepted
 
-	progress := s.metrics.series.patchStarted(rec, &body.read)
-	s.metrics.inFlight.Inc()
-	defer func() {
-		s.metrics.inFlight.Dec()
-		s.patchDone(progress, rec, body.read.Load())
-	}()
+	progress := s.metrics.series.patchStarted(rec, body.bytesRead())
+	defer func() { s.patchDone(progress, rec, body.bytesRead().Load()) }()
 
 	// fail hands a failure over with the record as stored: what the
 	// upstream confirmed since is asked again there.

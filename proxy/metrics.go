@@ -82,7 +82,6 @@ type metrics struct {
 	// CounterFunc over it, so the hot path pays one atomic add per read.
 	received     atomic.Int64
 	accepted     prometheus.Counter
-	inFlight     prometheus.Gauge
 	stalled      prometheus.Gauge
 	uploadSize   prometheus.Histogram
 	uploadTime   prometheus.Histogram
@@ -126,10 +125,6 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tusproxy_upstream_accepted_bytes_total",
 			Help: "Upload bytes the upstream confirmed. Received minus accepted is what failures cost.",
-		}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tusproxy_uploads_in_flight",
-			Help: "Uploads with a PATCH (or a creation with data) streaming now.",
 		}),
 		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tusproxy_uploads_stalled",
@@ -178,9 +173,14 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
 		Name: "tusproxy_client_received_bytes_total",
 		Help: "Upload body bytes read from clients.",
 	}, func() float64 { return float64(m.received.Load()) })
+	// The PATCHes the per-upload series follow are exactly those in flight.
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tusproxy_uploads_in_flight",
+		Help: "Uploads with a PATCH (or a creation with data) streaming now.",
+	}, func() float64 { return float64(series.streaming()) })
 
 	reg.MustRegister(m.requests, m.requestDuration, m.uploadsCreated, m.uploadsCompleted, m.uploadsTerminated,
-		m.uploadsExpired, received, m.accepted, m.inFlight, m.stalled, m.uploadSize, m.uploadTime, m.patchRate,
+		m.uploadsExpired, received, m.accepted, inFlight, m.stalled, m.uploadSize, m.uploadTime, m.patchRate,
 		m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciled)
 	series.register(reg)
 

@@ -33,13 +33,8 @@ func (s *Service) acquireUpload(w http.ResponseWriter, r *http.Request, id, op s
 // loadUpload reads an upload's record for a request that holds its lock,
 // answering 404 or 410 itself when there is none to use.
 func (s *Service) loadUpload(w http.ResponseWriter, r *http.Request, id string) (state.Record, bool) {
-	rec, err := s.store.Get(r.Context(), id)
-	if err != nil {
-		if errors.Is(err, state.ErrNotFound) {
-			writeError(w, r, errUploadNotFound)
-		} else {
-			writeError(w, r, s.storeFailed("get", id, err))
-		}
+	rec, ok := s.getRecord(w, r, id)
+	if !ok {
 		return rec, false
 	}
 	noteUpload(r, rec.ID, rec.VideoID)
@@ -50,6 +45,21 @@ func (s *Service) loadUpload(w http.ResponseWriter, r *http.Request, id string) 
 	return rec, true
 }
 
+// getRecord reads an upload's record, answering 404 (unknown) or the store's
+// failure itself when there is none.
+func (s *Service) getRecord(w http.ResponseWriter, r *http.Request, id string) (state.Record, bool) {
+	rec, err := s.store.Get(r.Context(), id)
+	if err == nil {
+		return rec, true
+	}
+	if errors.Is(err, state.ErrNotFound) {
+		writeError(w, r, errUploadNotFound)
+	} else {
+		writeError(w, r, s.storeFailed("get", id, err))
+	}
+	return rec, false
+}
+
 // checkAccess answers 404 itself (and returns false) when auth is configured
 // and the caller does not own the upload. It runs before the upload's lock
 // is taken, so a stranger cannot even interrupt a PATCH in flight; an
@@ -58,13 +68,8 @@ func (s *Service) checkAccess(w http.ResponseWriter, r *http.Request, id, op str
 	if s.jwt == nil && s.hook == nil {
 		return true
 	}
-	rec, err := s.store.Get(r.Context(), id)
-	if err != nil {
-		if errors.Is(err, state.ErrNotFound) {
-			writeError(w, r, errUploadNotFound)
-		} else {
-			writeError(w, r, s.storeFailed("get", id, err))
-		}
+	rec, ok := s.getRecord(w, r, id)
+	if !ok {
 		return false
 	}
 	if err := s.authorizeAccess(r, op, rec); err != nil {

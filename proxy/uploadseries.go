@@ -200,6 +200,13 @@ func (u *uploadSeries) patchEnded(p *patchProgress, offset int64) (completed boo
 	return completed
 }
 
+// streaming is the number of PATCHes in flight.
+func (u *uploadSeries) streaming() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.patches)
+}
+
 // finished starts the grace period of an upload that was terminated,
 // expired or lost upstream.
 func (u *uploadSeries) finished(id string) {
