@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,7 +265,8 @@ func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, 
 		"KINESCOPE_API_TOKEN=" + token,
 		"KINESCOPE_PARENT_ID=bench",
 		"KINESCOPE_INIT_URL=" + initURL,
-		"TUSPROXY_UPSTREAM_HOSTS=127.0.0.1",
+		// host:port: a bare host allows only the scheme's default port.
+		"TUSPROXY_UPSTREAM_HOSTS=" + upstreamHostOf(initURL),
 		"TUSPROXY_STORE=bolt:" + filepath.Join(dir, "b.db"),
 		"TUSPROXY_LOG_LEVEL=warn",
 		"TUSPROXY_LISTEN=" + addr,
@@ -347,4 +349,14 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// upstreamHostOf is the host:port of initURL, the emulator that issues the
+// endpoints tusproxy is allowed to forward to.
+func upstreamHostOf(initURL string) string {
+	u, err := url.Parse(initURL)
+	if err != nil {
+		return initURL // Validate reports it
+	}
+	return u.Host
 }

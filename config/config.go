@@ -97,8 +97,11 @@ type Config struct {
 	MaxSize int64
 
 	// UpstreamHosts are the hosts (and their subdomains) that Kinescope's
-	// upload endpoints may point to; lowercase. Default ["kinescope.io"];
-	// dev: ["127.0.0.1"].
+	// upload endpoints may point to; lowercase. Each entry is "host", which
+	// allows only the scheme's default port (443 for https, 80 for http), or
+	// "host:port" ("[::1]:8443" for IPv6), which allows exactly that port.
+	// Default ["kinescope.io"]; dev: empty, and the dev command adds its
+	// embedded emulator's host:port.
 	UpstreamHosts []string
 	// UpstreamChunkSize is the largest PATCH body sent upstream, in bytes: 0
 	// (the default) forwards each client PATCH as one upstream PATCH;

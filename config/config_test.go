@@ -97,7 +97,6 @@ func TestDefaults(t *testing.T) {
 				Listen:              "127.0.0.1:8080",
 				BasePath:            "/files/",
 				CORSOrigins:         []string{"*"},
-				UpstreamHosts:       []string{"127.0.0.1"},
 				UpstreamChunkSize:   0,
 				UpstreamTimeout:     30 * time.Second,
 				InitTimeout:         15 * time.Second,
@@ -204,7 +203,7 @@ var everySetting = []struct{ flag, env, value string }{
 	{"trusted-proxies", "TUSPROXY_TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16,::1, 10.1.2.3/8,"},
 	{"cors-origins", "TUSPROXY_CORS_ORIGINS", "https://App.example.com, http://localhost:3000"},
 	{"max-size", "TUSPROXY_MAX_SIZE", "5 GiB"},
-	{"upstream-hosts", "TUSPROXY_UPSTREAM_HOSTS", "Kinescope.io,127.0.0.1"},
+	{"upstream-hosts", "TUSPROXY_UPSTREAM_HOSTS", "Kinescope.io,127.0.0.1,127.0.0.1:8443,[::1]:9000"},
 	{"upstream-chunk-size", "TUSPROXY_UPSTREAM_CHUNK_SIZE", "64KiB"},
 	{"upstream-timeout", "TUSPROXY_UPSTREAM_TIMEOUT", "1m"},
 	{"init-timeout", "TUSPROXY_INIT_TIMEOUT", "5s"},
@@ -259,7 +258,7 @@ var everySettingWant = config.Config{
 	TrustedProxies:    []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.0.0.0/8")},
 	CORSOrigins:       []string{"https://app.example.com", "http://localhost:3000"},
 	MaxSize:           5 << 30,
-	UpstreamHosts:     []string{"kinescope.io", "127.0.0.1"},
+	UpstreamHosts:     []string{"kinescope.io", "127.0.0.1", "127.0.0.1:8443", "[::1]:9000"},
 	UpstreamChunkSize: 64 << 10,
 	UpstreamTimeout:   time.Minute,
 	InitTimeout:       5 * time.Second,
@@ -518,7 +517,7 @@ var badValues = []struct {
 	{"max-size", "TUSPROXY_MAX_SIZE", "12XB",
 		`-max-size (TUSPROXY_MAX_SIZE): "12XB" is not a size (use bytes, or a whole number with KiB, MiB, GiB, TiB, KB, MB, GB or TB)`},
 	{"upstream-hosts", "TUSPROXY_UPSTREAM_HOSTS", "https://kinescope.io",
-		`-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "https://kinescope.io" is not a lowercase host name or IP address (no scheme, port or path)`},
+		`-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "https://kinescope.io" is not host or host:port: no scheme, path or user info (such as kinescope.io, or 127.0.0.1:8443 to allow that port only; IPv6 as [::1]:8443)`},
 	{"upstream-chunk-size", "TUSPROXY_UPSTREAM_CHUNK_SIZE", "1000",
 		"-upstream-chunk-size (TUSPROXY_UPSTREAM_CHUNK_SIZE): is 1KB; must be 0 (never split) or at least 64KiB"},
 	{"upstream-timeout", "TUSPROXY_UPSTREAM_TIMEOUT", "0s",
@@ -603,7 +602,15 @@ var moreBadValues = []struct {
 	{"max-size", "9999999TiB", `-max-size (TUSPROXY_MAX_SIZE): "9999999TiB" is too large`},
 	{"max-size", "99999999999999999999", `-max-size (TUSPROXY_MAX_SIZE): "99999999999999999999" is too large`},
 	{"upstream-hosts", "", "-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): must name at least one host"},
-	{"upstream-hosts", "kinescope.io:443", `-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "kinescope.io:443" is not a lowercase host name or IP address (no scheme, port or path)`},
+	{"upstream-hosts", "kinescope.io:0", `-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "kinescope.io:0" is not host or host:port: the port is not a number from 1 to 65535 (such as kinescope.io, or 127.0.0.1:8443 to allow that port only; IPv6 as [::1]:8443)`},
+	{"upstream-hosts", "kinescope.io:https", `-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "kinescope.io:https" is not host or host:port: the port is not a number from 1 to 65535 (such as kinescope.io, or 127.0.0.1:8443 to allow that port only; IPv6 as [::1]:8443)`},
+	{"upstream-hosts", "kinescope.io:65536", `-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "kinescope.io:65536" is not host or host:port: the port is not a number from 1 to 65535 (such as kinescope.io, or 127.0.0.1:8443 to allow that port only; IPv6 as [::1]:8443)`},
+	{"upstream-hosts", "::1:8443:x", `-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "::1:8443:x" is not host or host:port: not host or host:port (such as kinescope.io, or 127.0.0.1:8443 to allow that port only; IPv6 as [::1]:8443)`},
+	{"upstream-hosts", "[kinescope.io]:443", `-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "[kinescope.io]:443" is not host or host:port: only an IPv6 address goes in brackets (such as kinescope.io, or 127.0.0.1:8443 to allow that port only; IPv6 as [::1]:8443)`},
+	{"upstream-hosts", "kine$cope.io:443", `-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "kine$cope.io:443" is not host or host:port: "kine$cope.io" is not a lowercase host name or IP address (such as kinescope.io, or 127.0.0.1:8443 to allow that port only; IPv6 as [::1]:8443)`},
+	{"kinescope-init-url", "http://uploader.kinescope.io/v2/init", "-kinescope-init-url (KINESCOPE_INIT_URL): uses plain http to a host that is not loopback, so the API token would travel in clear: use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)"},
+	{"kinescope-init-url", "http://127.0.0.1.nip.io/v2/init", "-kinescope-init-url (KINESCOPE_INIT_URL): uses plain http to a host that is not loopback, so the API token would travel in clear: use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)"},
+	{"kinescope-init-url", "http://10.0.0.1:9000/v2/init", "-kinescope-init-url (KINESCOPE_INIT_URL): uses plain http to a host that is not loopback, so the API token would travel in clear: use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)"},
 	{"upstream-chunk-size", "64KiB-1", `-upstream-chunk-size (TUSPROXY_UPSTREAM_CHUNK_SIZE): "64KiB-1" is not a size (use bytes, or a whole number with KiB, MiB, GiB, TiB, KB, MB, GB or TB)`},
 	{"upstream-chunk-size", "65535", "-upstream-chunk-size (TUSPROXY_UPSTREAM_CHUNK_SIZE): is 65535; must be 0 (never split) or at least 64KiB"},
 	{"upstream-timeout", "-1s", "-upstream-timeout (TUSPROXY_UPSTREAM_TIMEOUT): is -1s; must be more than 0"},
@@ -1022,6 +1029,25 @@ func TestAuthEnabled(t *testing.T) {
 		}
 		if got := tt.c.AuthEnabled(); got != tt.any {
 			t.Errorf("%s: AuthEnabled = %v, want %v", tt.name, got, tt.any)
+		}
+	}
+}
+
+// TestInitURLPlainHTTPOnlyToLoopback: the API token goes with every init
+// call, so plain http is accepted only where nobody can listen in.
+func TestInitURLPlainHTTPOnlyToLoopback(t *testing.T) {
+	for _, initURL := range []string{
+		"https://uploader.kinescope.io/v2/init",
+		"http://127.0.0.1:9000/v2/init",
+		"http://127.8.9.10/v2/init",
+		"http://[::1]:9000/v2/init",
+		"http://localhost:9000/v2/init",
+		"HTTP://LOCALHOST/v2/init",
+	} {
+		env := serveEnv()
+		env["KINESCOPE_INIT_URL"] = initURL
+		if _, err := config.Load(config.CommandServe, nil, envOf(env), io.Discard); err != nil {
+			t.Errorf("KINESCOPE_INIT_URL=%s refused: %v", initURL, err)
 		}
 	}
 }

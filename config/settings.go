@@ -299,8 +299,15 @@ var allSettings = []*setting{
 	},
 	{
 		name: nameUpstreamHosts, arg: "list", used: forProxy,
-		help:     "comma-separated hosts that Kinescope upload endpoints may point to (subdomains included)",
-		defaults: perCommand("kinescope.io", "127.0.0.1", "-"),
+		help: "comma-separated hosts (subdomains included) that Kinescope upload endpoints may point to, " +
+			"each host (the scheme's default port only) or host:port (that port only; IPv6 as [::1]:8443)",
+		defaults: perCommand("kinescope.io", "", "-"),
+		note: func(cmd Command) string {
+			if cmd == CommandDev {
+				return "the embedded emulator's host:port"
+			}
+			return ""
+		},
 		parse: func(c *Config, raw string) []string {
 			c.UpstreamHosts = splitList(strings.ToLower(raw))
 			return nil

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
 )
 
 // minUpstreamChunkSize keeps chunks large enough that per-request overhead
@@ -82,6 +84,8 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 		if !isAbsoluteHTTP(c.InitURL) {
 			// Not quoted: the URL may carry a key in its query.
 			add(nameInitURL, "must be an absolute http:// or https:// URL")
+		} else if msg := initURLProblem(c.InitURL); msg != "" {
+			add(nameInitURL, "%s", msg)
 		}
 	}
 	if msg := listenProblem(c.Listen); msg != "" {
@@ -112,12 +116,13 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 		add(nameMaxSize, "is %d; must not be negative", c.MaxSize)
 	}
 
-	if len(c.UpstreamHosts) == 0 {
+	// The dev command adds its emulator's host:port to the list.
+	if len(c.UpstreamHosts) == 0 && c.Command == CommandServe {
 		add(nameUpstreamHosts, "must name at least one host")
 	}
-	for _, host := range c.UpstreamHosts {
-		if !isHostName(host) {
-			add(nameUpstreamHosts, "%q is not a lowercase host name or IP address (no scheme, port or path)", host)
+	for _, entry := range c.UpstreamHosts {
+		if msg := upstreamHostProblem(entry); msg != "" {
+			add(nameUpstreamHosts, "%q %s", entry, msg)
 		}
 	}
 	if c.UpstreamChunkSize != 0 && c.UpstreamChunkSize < minUpstreamChunkSize {
@@ -319,6 +324,47 @@ func listenProblem(addr string) string {
 func isAbsoluteHTTP(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Opaque == "" && u.Host != ""
+}
+
+// initURLProblem refuses plain http to anything but loopback: the API token
+// travels in the Authorization header of every init call, and over plain
+// http anyone on the path reads it. Loopback stays allowed for the emulator
+// and for a local TLS-terminating sidecar. raw is an absolute http(s) URL.
+func initURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || isLoopbackHost(u.Hostname()) {
+		return ""
+	}
+	// The URL is not quoted: it may carry a key in its query.
+	return "uses plain http to a host that is not loopback, so the API token would travel in clear: " +
+		"use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)"
+}
+
+// isLoopbackHost reports whether host is 127.0.0.0/8, ::1 or localhost.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Zone() == "" && addr.Unmap().IsLoopback()
+}
+
+// upstreamHostProblem checks one TUSPROXY_UPSTREAM_HOSTS entry with the
+// parser the endpoint policy itself uses, so that what is validated is what
+// is enforced.
+func upstreamHostProblem(entry string) string {
+	const form = " (such as kinescope.io, or 127.0.0.1:8443 to allow that port only; IPv6 as [::1]:8443)"
+	if strings.ContainsAny(entry, "/?#@") {
+		return "is not host or host:port: no scheme, path or user info" + form
+	}
+	host, _, err := kinescope.ParseHostEntry(entry)
+	if err != nil {
+		return "is not host or host:port: " + err.Error() + form
+	}
+	if !isHostName(host) {
+		return "is not host or host:port: " + strconv.Quote(host) + " is not a lowercase host name or IP address" + form
+	}
+	return ""
 }
 
 func publicURLProblem(raw string) string {

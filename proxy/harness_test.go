@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -71,7 +72,6 @@ func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
 		"KINESCOPE_API_TOKEN":          testToken,
 		"KINESCOPE_PARENT_ID":          "project-1",
 		"KINESCOPE_INIT_URL":           emu.InitURL,
-		"TUSPROXY_UPSTREAM_HOSTS":      "127.0.0.1",
 		"TUSPROXY_STORE":               "memory",
 		"TUSPROXY_UPSTREAM_CHUNK_SIZE": "256KiB",
 		"TUSPROXY_UPSTREAM_TIMEOUT":    "5s",
@@ -79,6 +79,11 @@ func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
 	}
 	for k, v := range vars {
 		environ[k] = v
+	}
+	if _, ok := vars["TUSPROXY_UPSTREAM_HOSTS"]; !ok {
+		// The emulator issues endpoints on the address it was called at:
+		// allow that host:port (a bare host allows only port 80 or 443).
+		environ["TUSPROXY_UPSTREAM_HOSTS"] = hostPort(t, environ["KINESCOPE_INIT_URL"])
 	}
 	cfg, err := config.Load("serve", nil, func(k string) string { return environ[k] }, io.Discard)
 	if err != nil {
@@ -243,4 +248,14 @@ func randomBytes(t *testing.T, n int) []byte {
 func sha256hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// hostPort is the host:port of rawURL, as an upstream hosts entry.
+func hostPort(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("%q has no host:port", rawURL)
+	}
+	return u.Host
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kinescope-tools/tusproxy/config"
@@ -48,7 +49,7 @@ func newBenchProxy(b *testing.B, store string) *benchProxy {
 		"KINESCOPE_API_TOKEN":     testToken,
 		"KINESCOPE_PARENT_ID":     "bench",
 		"KINESCOPE_INIT_URL":      emu.InitURL,
-		"TUSPROXY_UPSTREAM_HOSTS": "127.0.0.1",
+		"TUSPROXY_UPSTREAM_HOSTS": strings.TrimPrefix(emu.URL, "http://"),
 	}
 	cfg, err := config.Load("serve", nil, func(k string) string { return environ[k] }, io.Discard)
 	if err != nil {

@@ -86,7 +86,7 @@ func startProxy(t *testing.T, emu *kinescopetest.Server, store, addr string, ext
 		"KINESCOPE_PARENT_ID=p1",
 		"KINESCOPE_INIT_URL="+emu.InitURL,
 		"TUSPROXY_LISTEN="+p.addr,
-		"TUSPROXY_UPSTREAM_HOSTS=127.0.0.1",
+		"TUSPROXY_UPSTREAM_HOSTS="+upstreamHost(emu),
 		"TUSPROXY_UPSTREAM_CHUNK_SIZE=64KiB",
 		"TUSPROXY_STORE="+storeSpec(store),
 		"TUSPROXY_METRICS_LISTEN=off",
@@ -366,4 +366,10 @@ func TestDevCommandServesAnUpload(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("dev exited with %v", err)
 	}
+}
+
+// upstreamHost is the TUSPROXY_UPSTREAM_HOSTS entry for emu's endpoints:
+// its host:port, since a bare host allows only the default port.
+func upstreamHost(emu *kinescopetest.Server) string {
+	return strings.TrimPrefix(emu.URL, "http://")
 }

@@ -220,7 +220,9 @@ func startEmulator(cfg *config.Config, logger *slog.Logger) (*emulator, error) {
 		return nil, err
 	}
 	srv := newServer(emu, logger, 10*time.Second, 64<<10)
-	e := &emulator{url: "http://" + ln.Addr().String(), serveErr: make(chan error, 1)}
+	// A wildcard address (":9000") becomes 127.0.0.1: the URL is dialled
+	// by the proxy and named in the endpoints the emulator issues.
+	e := &emulator{url: "http://" + displayAddr(ln.Addr()), serveErr: make(chan error, 1)}
 	go func() { e.serveErr <- srv.Serve(ln) }()
 	e.stop = func() {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -257,6 +259,9 @@ func runDev(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout
 	defer emu.stop()
 	emuURL := emu.url
 	cfg.InitURL = emuURL + "/v2/init"
+	// The emulator issues endpoints on its own address: allow exactly that
+	// host:port, not every port of the loopback host.
+	cfg.UpstreamHosts = append(cfg.UpstreamHosts, strings.TrimPrefix(emuURL, "http://"))
 	if cfg.APIToken == "" {
 		cfg.APIToken = cfg.EmulatorToken
 	}

@@ -108,7 +108,8 @@ export async function startProxy(ctx, emu, env = {}) {
     KINESCOPE_API_TOKEN: emu.token,
     KINESCOPE_PARENT_ID: 'e2e-project',
     KINESCOPE_INIT_URL: emu.initURL,
-    TUSPROXY_UPSTREAM_HOSTS: '127.0.0.1',
+    // host:port: a bare host allows only the scheme's default port.
+    TUSPROXY_UPSTREAM_HOSTS: new URL(emu.url).host,
     TUSPROXY_LISTEN: '127.0.0.1:0',
     TUSPROXY_STORE: `bolt:${ctx.tmpDir('proxy')}/tusproxy.db`,
     // Off, so that processes of tests running at once do not clash on
