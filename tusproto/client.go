@@ -25,6 +25,8 @@ type Client struct {
 	// HTTP sends the requests. Required. Its Transport should carry dial,
 	// TLS-handshake and response-header timeouts; its Timeout should be 0,
 	// since a PATCH may stream for hours: bound each call with its ctx.
+	// Redirects are never followed whatever its CheckRedirect says: a 3xx is
+	// reported as KindBadResponse (see do).
 	HTTP *http.Client
 	// UserAgent, when not empty, is sent as User-Agent.
 	UserAgent string
@@ -56,7 +58,7 @@ func (c *Client) Head(ctx context.Context, endpoint string) (UploadState, error)
 	if err != nil {
 		return UploadState{}, err
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return UploadState{}, requestError(ctx, op, endpoint, err)
 	}
@@ -128,7 +130,7 @@ func (c *Client) Patch(ctx context.Context, endpoint string, offset int64, body 
 	req.Header.Set("Content-Type", ContentTypeOffsetStream)
 	req.Header.Set(HeaderUploadOffset, FormatSize(offset))
 
-	resp, doErr := c.HTTP.Do(req)
+	resp, doErr := c.do(req)
 	var bytesRead int64
 	var sourceErr error
 	if source != nil {
@@ -177,7 +179,7 @@ func (c *Client) Delete(ctx context.Context, endpoint string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return requestError(ctx, op, endpoint, err)
 	}
@@ -186,6 +188,17 @@ func (c *Client) Delete(ctx context.Context, endpoint string) error {
 		return statusError(op, resp)
 	}
 	return nil
+}
+
+// do sends req without following a redirect. The endpoint was checked
+// against the operator's allowlist; a Location header was not, so following
+// it would send the request (a DELETE, the endpoint as Referer, a PATCH
+// turned into a GET) to any host the upstream names: server-side request
+// forgery. The 3xx itself comes back and is reported as a bad response.
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	client := *c.HTTP
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return client.Do(req)
 }
 
 func (c *Client) newRequest(ctx context.Context, method, endpoint string, body io.Reader) (*http.Request, error) {
@@ -216,10 +229,12 @@ type ErrorKind int
 // The kinds of Error. The zero ErrorKind is not one of them.
 const (
 	// KindStatus: the upstream answered with a status the operation does not
-	// expect (404, 409, 410, 5xx...). Error.Status holds it.
+	// expect (404, 409, 410, 5xx...). Error.Status holds it. A 3xx is
+	// KindBadResponse instead: redirects are never followed.
 	KindStatus ErrorKind = iota + 1
-	// KindBadResponse: the upstream answered with a success status but a
-	// missing, malformed or unexpected Upload-Offset or Upload-Length.
+	// KindBadResponse: the upstream answered with a redirect (3xx, not
+	// followed), or with a success status but a missing, malformed or
+	// unexpected Upload-Offset or Upload-Length.
 	KindBadResponse
 	// KindTimeout: the call's context deadline passed, or a network or
 	// transport timeout fired.
@@ -324,6 +339,11 @@ func (e *Error) Temporary() bool {
 }
 
 func statusError(op string, resp *http.Response) *Error {
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		// Not followed (see do), and not a tus answer: the upstream is
+		// misbehaving, like any other answer that cannot be used.
+		return badResponse(op, resp, -1, fmt.Sprintf("redirect (status %d) not followed", resp.StatusCode))
+	}
 	return &Error{Op: op, Kind: KindStatus, Status: resp.StatusCode, Offset: answeredOffset(resp.Header)}
 }
 
