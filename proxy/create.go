@@ -116,9 +116,11 @@ func (s *Service) initUpload(r *http.Request, c creation, g grant) (kinescope.Up
 	return up, nil
 }
 
-// initError maps a failed /v2/init to the answer for the client. Kinescope's
-// own message is passed on where it tells the client something it can act
-// on; a credentials problem is the operator's, not the client's.
+// initError maps a failed /v2/init to the answer for the client: tusproxy's
+// own message, with Kinescope's request id when it gave one, so that the
+// client can quote it to support. Kinescope's own text goes to the log only:
+// whoever answers at the init URL must not be able to put words ("re-enter
+// your password at ...") in front of the operator's users.
 func (s *Service) initError(r *http.Request, err error) error {
 	var ke *kinescope.Error
 	if !errors.As(err, &ke) {
@@ -130,24 +132,24 @@ func (s *Service) initError(r *http.Request, err error) error {
 		s.log.Warn("kinescope init failed", slog.String("reason", ke.Kind.String()), slog.Int("status", ke.Status),
 			slog.Int("code", ke.Code), slog.String("message", ke.Message), slog.String("kinescope_request_id", ke.RequestID))
 	}
-	withKinescopeMessage := func(e *Error) *Error {
-		if ke.Message == "" {
-			return e
+	answer := func(e *Error) *Error {
+		if id := clientRequestID(ke.RequestID); id != "" {
+			return e.withMessage(e.Message + " (Kinescope request id " + id + ")")
 		}
-		return e.withMessage(e.Message + ": " + ke.Message)
+		return e
 	}
 	wait := func(e *Error) *Error {
-		c := *e
+		c := *answer(e)
 		c.RetryAfter = max(ke.RetryAfter, defaultRetryAfter)
 		return &c
 	}
 	switch ke.Kind {
 	case kinescope.KindAuth:
-		return errUpstreamCredentials
+		return answer(errUpstreamCredentials)
 	case kinescope.KindLimit:
-		return withKinescopeMessage(errUpstreamLimit)
+		return answer(errUpstreamLimit)
 	case kinescope.KindBadRequest:
-		return withKinescopeMessage(errUpstreamBadRequest)
+		return answer(errUpstreamBadRequest)
 	case kinescope.KindRateLimited, kinescope.KindUnavailable:
 		return wait(errUpstreamBusy)
 	case kinescope.KindTimeout:
@@ -155,8 +157,27 @@ func (s *Service) initError(r *http.Request, err error) error {
 	case kinescope.KindCanceled:
 		return errClientGone
 	default:
-		return errUpstreamBadAnswer
+		return answer(errUpstreamBadAnswer)
 	}
+}
+
+// maxClientRequestID bounds the request id quoted to clients.
+const maxClientRequestID = 128
+
+// clientRequestID returns Kinescope's request id if it looks like one (a
+// token of letters, digits and . _ : -), else "": the header is upstream
+// text too, and only an id is worth passing on.
+func clientRequestID(id string) string {
+	if id == "" || len(id) > maxClientRequestID {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return ""
+		}
+	}
+	return id
 }
 
 // handleCreate starts an upload (tus 1.0.0 "creation"): Kinescope's /v2/init

@@ -76,6 +76,9 @@ func (s *Service) forward(r *http.Request, rec state.Record, body *bodyReader, d
 		}
 		began := time.Now()
 		newOffset, err := s.upstream.Patch(r.Context(), rec.Endpoint, rec.Offset, segment, size)
+		if err == nil {
+			err = s.checkUpstreamOffset("patch", rec, newOffset, rec.Offset)
+		}
 		s.metrics.upstream(opPatch, err, time.Since(began))
 		if err != nil {
 			return fail(err)
@@ -174,6 +177,9 @@ func (s *Service) syncOffset(ctx context.Context, rec state.Record) (state.Recor
 	defer cancel()
 	began := time.Now()
 	st, err := s.upstream.Head(ctx, rec.Endpoint)
+	if err == nil {
+		err = s.checkUpstreamOffset("head", rec, st.Offset, 0)
+	}
 	s.metrics.upstream(opHead, err, time.Since(began))
 	if err != nil {
 		var ue *tusproto.Error
@@ -199,6 +205,20 @@ func (s *Service) syncOffset(ctx context.Context, rec state.Record) (state.Recor
 		return rec, nil
 	}
 	return updated, err
+}
+
+// checkUpstreamOffset refuses an offset the upstream answered that cannot be
+// this upload's: below least (0 for HEAD, where the PATCH started for
+// PATCH) or past the upload's length. Such an answer is an upstream failure
+// like a malformed one: never stored, never shown to the client, who would
+// otherwise resume from a byte that does not exist.
+func (s *Service) checkUpstreamOffset(op string, rec state.Record, offset, least int64) error {
+	if offset >= least && offset <= rec.Length {
+		return nil
+	}
+	s.log.Error("upstream answered an offset outside the upload", slog.String("op", op), slog.String("upload_id", rec.ID),
+		slog.Int64("upstream_offset", offset), slog.Int64("length", rec.Length))
+	return &tusproto.Error{Op: op, Kind: tusproto.KindBadResponse, Offset: -1}
 }
 
 // markUncertain records that the upload's offset may be behind the upstream.

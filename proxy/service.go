@@ -109,13 +109,23 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(reg, newUploadSeries(cfg.MetricsMaxUploads, cfg.MetricsUploadGrace, cfg.MetricsUploadIdle, s.now))
-	client := deps.HTTP
+	s.endpoints = kinescope.EndpointPolicy{Hosts: cfg.UpstreamHosts}
+	// Two clients: one for the URLs the operator configured (init, auth
+	// hook), one for the upload endpoints Kinescope hands out, whose every
+	// connection is checked against the allowlist again when it is dialled.
+	// Neither follows redirects.
+	client, uploadClient := deps.HTTP, deps.HTTP
 	if client == nil {
-		transport, err := newUpstreamTransport(cfg)
+		transport, err := newUpstreamTransport(cfg, nil)
 		if err != nil {
 			return nil, err
 		}
-		client = &http.Client{Transport: transport}
+		uploadTransport, err := newUpstreamTransport(cfg, &s.endpoints)
+		if err != nil {
+			return nil, err
+		}
+		client = &http.Client{Transport: transport, CheckRedirect: noRedirects}
+		uploadClient = &http.Client{Transport: uploadTransport, CheckRedirect: noRedirects}
 	}
 	jwtVerifier, err := newJWTVerifier(cfg)
 	if err != nil {
@@ -127,12 +137,16 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	s.limits = newLimits(cfg.CreateRate, cfg.MaxPatchesPerIP, cfg.MaxInFlight)
 	s.kinescope = &kinescope.Client{InitURL: cfg.InitURL, Token: cfg.APIToken, HTTP: client, Timeout: cfg.InitTimeout}
-	s.endpoints = kinescope.EndpointPolicy{Hosts: cfg.UpstreamHosts}
-	s.upstream = &tusproto.Client{HTTP: client, UserAgent: "tusproxy"}
+	s.upstream = &tusproto.Client{HTTP: uploadClient, UserAgent: "tusproxy"}
 	s.cors = newCORSPolicy(cfg.CORSOrigins, s.fwd)
 	s.handler = s.routes()
 	return s, nil
 }
+
+// noRedirects makes an http.Client return a 3xx as it is. Following one
+// would resend the token, the hook's credentials or an upload to wherever
+// the answer points, with the URL asked as Referer.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // newUpstreamTransport is a clone of the default transport with explicit
 // timeouts on every phase: dial, TLS handshake and response headers take at
@@ -140,17 +154,33 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 // the upstream idle timeout fails. HTTP/2 is off: each upload streams on its
 // own HTTP/1.1 connection, so one slow upload never shares flow-control
 // windows with another.
-func newUpstreamTransport(cfg *config.Config) (*http.Transport, error) {
+//
+// With a policy (the transport of upload endpoints), every dial is checked
+// against it: the host and port dialled are the ones the allowlist names,
+// whatever happened between Check and the dial. Such a transport ignores
+// HTTP(S)_PROXY, since through a proxy the address dialled is the proxy's.
+func newUpstreamTransport(cfg *config.Config, policy *kinescope.EndpointPolicy) (*http.Transport, error) {
 	timeout := cfg.UpstreamTimeout
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	idle := cfg.UpstreamIdleTimeout
-	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := dialer.DialContext(ctx, network, addr)
 		if err != nil || idle <= 0 {
 			return conn, err
 		}
 		return &idleWriteConn{Conn: conn, idle: idle}, nil
+	}
+	if policy != nil {
+		t.Proxy = nil
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// The transport dials through DialContext only for http URLs: https
+		// goes through DialTLSContext below.
+		if err := checkDial(policy, "http", addr); err != nil {
+			return nil, err
+		}
+		return dial(ctx, network, addr)
 	}
 	if cfg.UpstreamCAFile != "" {
 		pem, err := os.ReadFile(cfg.UpstreamCAFile)
@@ -165,7 +195,10 @@ func newUpstreamTransport(cfg *config.Config) (*http.Transport, error) {
 	}
 	t.TLSHandshakeTimeout = timeout
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return dialTLS(ctx, t, network, addr)
+		if err := checkDial(policy, "https", addr); err != nil {
+			return nil, err
+		}
+		return dialTLS(ctx, t, dial, network, addr)
 	}
 	t.ResponseHeaderTimeout = timeout
 	t.ExpectContinueTimeout = time.Second
@@ -181,15 +214,29 @@ func newUpstreamTransport(cfg *config.Config) (*http.Transport, error) {
 	return t, nil
 }
 
+// checkDial refuses to dial addr ("host:port", as the transport dials it)
+// for scheme when policy does not allow it; a nil policy allows everything.
+func checkDial(policy *kinescope.EndpointPolicy, scheme, addr string) error {
+	if policy == nil {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: not host:port", kinescope.ErrEndpointRefused)
+	}
+	return policy.CheckAddress(scheme, host, port)
+}
+
 // dialTLS does what the transport does for https by itself (a TLS client
-// handshake over its DialContext's connection, with its TLSClientConfig and
+// handshake over a connection from dial, with its TLSClientConfig and
 // within its TLSHandshakeTimeout, the server name taken from addr), and
 // returns the connection as a bodyCopyConn: request bodies are then copied
 // through the pooled buffers too, not through a 32 KiB buffer allocated per
 // request. TLS still writes them in records of at most 16 KiB, but the client's
 // body is read in copyBufferSize pieces.
-func dialTLS(ctx context.Context, t *http.Transport, network, addr string) (net.Conn, error) {
-	raw, err := t.DialContext(ctx, network, addr)
+func dialTLS(ctx context.Context, t *http.Transport, dial func(ctx context.Context, network, addr string) (net.Conn, error),
+	network, addr string) (net.Conn, error) {
+	raw, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
