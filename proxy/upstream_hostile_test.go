@@ -259,3 +259,25 @@ func TestInitErrorTextNotPassedOn(t *testing.T) {
 		})
 	}
 }
+
+// TestEndpointOnAnotherPortRefused: an endpoint on an allowed host but on a
+// port its allowlist entry does not name (a local Redis, an admin port) is
+// refused at creation (502, no Location) and the port is never contacted.
+func TestEndpointOnAnotherPortRefused(t *testing.T) {
+	other := newBystander(t)
+	initSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"data": map[string]string{
+			"id": "video-1", "endpoint": other.URL + "/upload/capability-0123456789",
+		}})
+	}))
+	defer initSrv.Close()
+	// The allowlist names 127.0.0.1 with the init server's port only.
+	e := newEnv(t, map[string]string{"KINESCOPE_INIT_URL": initSrv.URL + "/v2/init"})
+	resp, body := e.doBody(http.MethodPost, e.base, map[string]string{"Upload-Length": "10"}, nil)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "upstream_endpoint_refused") || resp.Header.Get("Location") != "" {
+		t.Errorf("creation: status %d %s, want 502 upstream_endpoint_refused", resp.StatusCode, body)
+	}
+	other.check(t)
+}
