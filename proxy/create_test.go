@@ -197,8 +197,8 @@ func TestCreateKinescopeFailures(t *testing.T) {
 	}{
 		{"401 credentials", kinescopetest.Faults{InitStatus: 401}, 502, "credentials", false},
 		{"403 access denied", kinescopetest.Faults{InitStatus: 403}, 502, "credentials", false},
-		{"402 limit", kinescopetest.Faults{InitStatus: 402, InitBody: `{"error":{"code":100106,"message":"Limit reached","detail":"storage quota exceeded"}}`}, 403, "quota", false},
-		{"400 bad request", kinescopetest.Faults{InitStatus: 400, InitBody: `{"error":{"code":400101,"message":"filesize is too big"}}`}, 400, "filesize is too big", false},
+		{"402 limit", kinescopetest.Faults{InitStatus: 402, InitBody: `{"error":{"code":100106,"message":"Limit reached","detail":"storage quota exceeded"}}`}, 403, "refused the upload", false},
+		{"400 bad request", kinescopetest.Faults{InitStatus: 400, InitBody: `{"error":{"code":400101,"message":"filesize is too big"}}`}, 400, "rejected the upload", false},
 		{"429 rate limited", kinescopetest.Faults{InitStatus: 429}, 503, "retry", true},
 		{"500", kinescopetest.Faults{InitStatus: 500}, 503, "unavailable", true},
 		{"garbage JSON", kinescopetest.Faults{InitStatus: 201, InitBody: `{"data": {"id": `}, 502, "Kinescope", false},

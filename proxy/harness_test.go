@@ -80,9 +80,12 @@ func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
 	for k, v := range vars {
 		environ[k] = v
 	}
-	if _, ok := vars["TUSPROXY_UPSTREAM_HOSTS"]; !ok {
-		// The emulator issues endpoints on the address it was called at:
-		// allow that host:port (a bare host allows only port 80 or 443).
+	// The emulator issues endpoints on the address it was called at: allow
+	// that host:port (a bare host allows only port 80 or 443), unless the
+	// test says otherwise; "{init}" in its list stands for that host:port.
+	if hosts, ok := vars["TUSPROXY_UPSTREAM_HOSTS"]; ok {
+		environ["TUSPROXY_UPSTREAM_HOSTS"] = strings.ReplaceAll(hosts, "{init}", hostPort(t, environ["KINESCOPE_INIT_URL"]))
+	} else {
 		environ["TUSPROXY_UPSTREAM_HOSTS"] = hostPort(t, environ["KINESCOPE_INIT_URL"])
 	}
 	cfg, err := config.Load("serve", nil, func(k string) string { return environ[k] }, io.Discard)

@@ -48,12 +48,13 @@ func stuckUpstream(t *testing.T) string {
 }
 
 func TestUpstreamThatStopsReadingIsCut(t *testing.T) {
+	stuck := stuckUpstream(t)
 	e := newEnv(t, map[string]string{
 		"TUSPROXY_UPSTREAM_IDLE_TIMEOUT": "300ms",
 		"TUSPROXY_UPSTREAM_CHUNK_SIZE":   "64MiB",
 		"TUSPROXY_UPSTREAM_TIMEOUT":      "1s",
+		"TUSPROXY_UPSTREAM_HOSTS":        "{init}," + strings.TrimPrefix(stuck, "http://"),
 	})
-	stuck := stuckUpstream(t)
 	e.emu.SetFaults(kinescopetest.Faults{InitEndpoint: func(ep string) string {
 		return stuck + ep[strings.Index(ep, "/v2/"):]
 	}})
