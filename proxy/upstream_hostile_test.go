@@ -118,6 +118,9 @@ func TestUpstreamRedirectsAreNotFollowed(t *testing.T) {
 		t.Errorf("record offset %d, want 0", rec.Offset)
 	}
 	other.check(t)
+	if strings.Contains(e.logs.String(), "capability-0123456789") {
+		t.Errorf("the endpoint reached the logs")
+	}
 	for _, op := range []string{"head", "patch", "delete"} {
 		if n := e.value("tusproxy_upstream_requests_total", map[string]string{"operation": op, "outcome": "bad_response"}); n < 1 {
 			t.Errorf("upstream %s bad_response = %v, want at least 1", op, n)

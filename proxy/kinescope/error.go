@@ -101,7 +101,8 @@ type Error struct {
 	// Message is Kinescope's own error.message, followed by error.detail when
 	// there is one, sanitized: invalid UTF-8 and control characters removed,
 	// the API token redacted, trimmed, at most 300 bytes cut on a rune
-	// boundary. "" when Kinescope gave none.
+	// boundary. "" when Kinescope gave none. It is for logs only: whoever
+	// answers at the init URL writes it, so it is never shown to clients.
 	Message string
 	// RequestID is Kinescope's X-Request-ID (sanitized the same way, at most
 	// 128 bytes): quote it when asking Kinescope's support.
