@@ -14,7 +14,7 @@ var envName = regexp.MustCompile(`\b(?:TUSPROXY|KINESCOPE)_[A-Z0-9_]*[A-Z0-9]\b`
 
 func isTestVariable(name string) bool {
 	return strings.HasPrefix(name, "TUSPROXY_TEST_") || strings.HasPrefix(name, "TUSPROXY_E2E_") ||
-		name == "TUSPROXY_PROMTOOL_REQUIRED"
+		name == "TUSPROXY_PROMTOOL_REQUIRED" || name == "TUSPROXY_NGINX_REQUIRED"
 }
 
 // TestDocsNameRealSettings keeps the README, the Dockerfile and the example
