@@ -85,9 +85,19 @@ type Config struct {
 	// a path prefix) used to build upload URLs behind a reverse proxy; no
 	// query or fragment, no trailing "/". Default "": derived from requests.
 	PublicURL string
-	// TrustedProxies are the peers whose X-Forwarded-For / Forwarded headers
-	// are believed; bare IPs become /32 or /128 prefixes. Default none.
+	// TrustedProxies are the peers whose forwarding header (ClientIPHeader)
+	// is believed; bare IPs become /32 or /128 prefixes, IPv4-mapped IPv6
+	// prefixes become IPv4 ones. Prefixes that together cover every IPv4 or
+	// every IPv6 address (0.0.0.0/0, ::/0) are refused: every client could
+	// then write its own address. Default none.
 	TrustedProxies []netip.Prefix
+	// ClientIPHeader is the one forwarding header believed from a trusted
+	// proxy: ClientIPXForwardedFor (X-Forwarded-For, with
+	// X-Forwarded-Proto/Host for Location), ClientIPForwarded (RFC 7239
+	// Forwarded, its for=, proto= and host=) or ClientIPXRealIP (X-Real-IP,
+	// with X-Forwarded-Proto/Host). The others are ignored. Default
+	// "x-forwarded-for", what nginx's $proxy_add_x_forwarded_for writes.
+	ClientIPHeader string
 	// CORSOrigins are the browser origins allowed to upload, each exactly
 	// "scheme://host[:port]" in lowercase, or the single entry "*". Default
 	// none (no CORS headers); dev: ["*"].
@@ -225,6 +235,13 @@ type Config struct {
 	// died holding it; holders renew it while they work. Default 10s.
 	LockLease time.Duration
 }
+
+// The values of ClientIPHeader.
+const (
+	ClientIPXForwardedFor = "x-forwarded-for"
+	ClientIPForwarded     = "forwarded"
+	ClientIPXRealIP       = "x-real-ip"
+)
 
 // JWTEnabled reports whether clients must present a Bearer JWT: a secret, a
 // public key file or a JWKS file is set.

@@ -63,6 +63,7 @@ func TestDefaults(t *testing.T) {
 				InitURL:             "https://uploader.kinescope.io/v2/init",
 				Listen:              ":8080",
 				BasePath:            "/files/",
+				ClientIPHeader:      "x-forwarded-for",
 				UpstreamHosts:       []string{"kinescope.io"},
 				UpstreamChunkSize:   0,
 				UpstreamTimeout:     30 * time.Second,
@@ -96,6 +97,7 @@ func TestDefaults(t *testing.T) {
 				ParentID:            "dev-project",
 				Listen:              "127.0.0.1:8080",
 				BasePath:            "/files/",
+				ClientIPHeader:      "x-forwarded-for",
 				CORSOrigins:         []string{"*"},
 				UpstreamChunkSize:   0,
 				UpstreamTimeout:     30 * time.Second,
@@ -200,7 +202,8 @@ var everySetting = []struct{ flag, env, value string }{
 	{"listen", "TUSPROXY_LISTEN", "0.0.0.0:9090"},
 	{"base-path", "TUSPROXY_BASE_PATH", "tus"},
 	{"public-url", "TUSPROXY_PUBLIC_URL", "https://up.example.com/media/"},
-	{"trusted-proxies", "TUSPROXY_TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16,::1, 10.1.2.3/8,"},
+	{"trusted-proxies", "TUSPROXY_TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16,::1, 10.1.2.3/8,::ffff:172.16.0.0/108,"},
+	{"client-ip-header", "TUSPROXY_CLIENT_IP_HEADER", "Forwarded"},
 	{"cors-origins", "TUSPROXY_CORS_ORIGINS", "https://App.example.com, http://localhost:3000"},
 	{"max-size", "TUSPROXY_MAX_SIZE", "5 GiB"},
 	{"upstream-hosts", "TUSPROXY_UPSTREAM_HOSTS", "Kinescope.io,127.0.0.1,127.0.0.1:8443,[::1]:9000"},
@@ -255,7 +258,8 @@ var everySettingWant = config.Config{
 	Listen:            "0.0.0.0:9090",
 	BasePath:          "/tus/",
 	PublicURL:         "https://up.example.com/media",
-	TrustedProxies:    []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.0.0.0/8")},
+	TrustedProxies:    []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12")},
+	ClientIPHeader:    "forwarded",
 	CORSOrigins:       []string{"https://app.example.com", "http://localhost:3000"},
 	MaxSize:           5 << 30,
 	UpstreamHosts:     []string{"kinescope.io", "127.0.0.1", "127.0.0.1:8443", "[::1]:9000"},
@@ -512,6 +516,8 @@ var badValues = []struct {
 		`-public-url (TUSPROXY_PUBLIC_URL): "https://up.example.com/?a=b" must not have a query or fragment`},
 	{"trusted-proxies", "TUSPROXY_TRUSTED_PROXIES", "10.0.0.300",
 		`-trusted-proxies (TUSPROXY_TRUSTED_PROXIES): "10.0.0.300" is not an IP address or CIDR prefix`},
+	{"client-ip-header", "TUSPROXY_CLIENT_IP_HEADER", "x-client-ip",
+		`-client-ip-header (TUSPROXY_CLIENT_IP_HEADER): "x-client-ip" is not a forwarding header tusproxy reads (use x-forwarded-for, forwarded or x-real-ip)`},
 	{"cors-origins", "TUSPROXY_CORS_ORIGINS", "https://app.example.com/",
 		`-cors-origins (TUSPROXY_CORS_ORIGINS): "https://app.example.com/" must have no path, query or fragment, not even a trailing / (browsers send scheme://host[:port])`},
 	{"max-size", "TUSPROXY_MAX_SIZE", "12XB",
@@ -576,6 +582,13 @@ var badValues = []struct {
 		`-max-inflight (TUSPROXY_MAX_INFLIGHT): "1.5" is not a whole number`},
 }
 
+const (
+	trustsEveryIPv4 = "-trusted-proxies (TUSPROXY_TRUSTED_PROXIES): trusts every IPv4 address (0.0.0.0/0): any client could then " +
+		"write the address it likes into the forwarding header and have it believed; name only the addresses your reverse proxies connect from"
+	trustsEveryIPv6 = "-trusted-proxies (TUSPROXY_TRUSTED_PROXIES): trusts every IPv6 address (::/0): any client could then " +
+		"write the address it likes into the forwarding header and have it believed; name only the addresses your reverse proxies connect from"
+)
+
 // moreBadValues are further single problems, each checked alone.
 var moreBadValues = []struct {
 	flag, value, want string
@@ -593,6 +606,17 @@ var moreBadValues = []struct {
 	{"public-url", "https://up.example.com#top", `-public-url (TUSPROXY_PUBLIC_URL): "https://up.example.com#top" must not have a query or fragment`},
 	{"trusted-proxies", "10.0.0.0/33", `-trusted-proxies (TUSPROXY_TRUSTED_PROXIES): "10.0.0.0/33" is not a CIDR prefix`},
 	{"trusted-proxies", "fe80::1%eth0", `-trusted-proxies (TUSPROXY_TRUSTED_PROXIES): "fe80::1%eth0" has an IPv6 zone, which cannot match a peer address`},
+	// Trusting every address lets every client forge its own, however the
+	// "everything" is written.
+	{"trusted-proxies", "0.0.0.0/0", trustsEveryIPv4},
+	{"trusted-proxies", "10.0.0.0/8,1.2.3.4/0", trustsEveryIPv4},
+	{"trusted-proxies", "::ffff:0.0.0.0/96", trustsEveryIPv4},
+	{"trusted-proxies", "0.0.0.0/1,128.0.0.0/2,192.0.0.0/2", trustsEveryIPv4},
+	{"trusted-proxies", "::/0", trustsEveryIPv6},
+	{"trusted-proxies", "::1/0", trustsEveryIPv6},
+	{"trusted-proxies", "0::0/0", trustsEveryIPv6},
+	{"trusted-proxies", "::/1,8000::/1", trustsEveryIPv6},
+	{"client-ip-header", "", `-client-ip-header (TUSPROXY_CLIENT_IP_HEADER): "" is not a forwarding header tusproxy reads (use x-forwarded-for, forwarded or x-real-ip)`},
 	{"cors-origins", "*,https://a.example", `-cors-origins (TUSPROXY_CORS_ORIGINS): "*" allows every origin and must be the only entry`},
 	{"cors-origins", "a.example", `-cors-origins (TUSPROXY_CORS_ORIGINS): "a.example" is not an origin like https://example.com or https://example.com:8443`},
 	{"cors-origins", "https://u@a.example", `-cors-origins (TUSPROXY_CORS_ORIGINS): "https://u@a.example" is not an origin like https://example.com or https://example.com:8443`},

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,7 +15,7 @@ var envName = regexp.MustCompile(`\b(?:TUSPROXY|KINESCOPE)_[A-Z0-9_]*[A-Z0-9]\b`
 
 func isTestVariable(name string) bool {
 	return strings.HasPrefix(name, "TUSPROXY_TEST_") || strings.HasPrefix(name, "TUSPROXY_E2E_") ||
-		name == "TUSPROXY_PROMTOOL_REQUIRED"
+		name == "TUSPROXY_PROMTOOL_REQUIRED" || name == "TUSPROXY_NGINX_REQUIRED"
 }
 
 // TestDocsNameRealSettings keeps the README, the Dockerfile and the example
@@ -60,5 +61,37 @@ func TestDocsNameRealSettings(t *testing.T) {
 		if !inRow || !strings.Contains(string(readme), "`-"+s.flag+"`") {
 			t.Errorf("README's configuration table lacks %s / -%s", s.env, s.flag)
 		}
+	}
+}
+
+// trustedProxiesValue finds the value an example deployment gives
+// TUSPROXY_TRUSTED_PROXIES, in compose (KEY: value) or Kubernetes
+// ({name: KEY, value: "value"}) form.
+var trustedProxiesValue = regexp.MustCompile(`TUSPROXY_TRUSTED_PROXIES(?::|,\s*value:)\s*"?([^"\s}#]+)`)
+
+// TestDeployTrustedProxiesAccepted keeps the example deployments startable
+// and safe: the proxies they trust pass Validate, which refuses trusting
+// every address (deploy/compose.yaml once trusted 0.0.0.0/0, so a client's
+// own left-most X-Forwarded-For entry reached Kinescope).
+func TestDeployTrustedProxiesAccepted(t *testing.T) {
+	files, _ := filepath.Glob("../deploy/*")
+	k8s, _ := filepath.Glob("../deploy/kubernetes/*")
+	found := 0
+	for _, f := range append(files, k8s...) {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue // a directory
+		}
+		for _, m := range trustedProxiesValue.FindAllStringSubmatch(string(raw), -1) {
+			found++
+			env := map[string]string{"KINESCOPE_API_TOKEN": "0f4c7a1e-5b7d-4f7e-9a51-3c2d8e6b1a90", "KINESCOPE_PARENT_ID": "p",
+				"TUSPROXY_TRUSTED_PROXIES": m[1]}
+			if _, err := Load(CommandServe, nil, func(k string) string { return env[k] }, io.Discard); err != nil {
+				t.Errorf("%s: TUSPROXY_TRUSTED_PROXIES=%s: %v", f, m[1], err)
+			}
+		}
+	}
+	if found < 2 {
+		t.Errorf("found TUSPROXY_TRUSTED_PROXIES in %d deploy files, want compose and Kubernetes", found)
 	}
 }

@@ -34,6 +34,7 @@ var (
 	nameBasePath          = name{"base-path", "TUSPROXY_BASE_PATH"}
 	namePublicURL         = name{"public-url", "TUSPROXY_PUBLIC_URL"}
 	nameTrustedProxies    = name{"trusted-proxies", "TUSPROXY_TRUSTED_PROXIES"}
+	nameClientIPHeader    = name{"client-ip-header", "TUSPROXY_CLIENT_IP_HEADER"}
 	nameCORSOrigins       = name{"cors-origins", "TUSPROXY_CORS_ORIGINS"}
 	nameMaxSize           = name{"max-size", "TUSPROXY_MAX_SIZE"}
 	nameUpstreamHosts     = name{"upstream-hosts", "TUSPROXY_UPSTREAM_HOSTS"}
@@ -264,6 +265,16 @@ var allSettings = []*setting{
 			}
 			return strings.Join(items, ",")
 		},
+	},
+	{
+		name: nameClientIPHeader, arg: "header", used: forProxy,
+		help:     "the one forwarding header believed from trusted proxies: x-forwarded-for, forwarded or x-real-ip",
+		defaults: always(ClientIPXForwardedFor),
+		parse: func(c *Config, raw string) []string {
+			c.ClientIPHeader = strings.ToLower(raw)
+			return nil
+		},
+		show: func(c *Config) string { return c.ClientIPHeader },
 	},
 	{
 		name: nameCORSOrigins, arg: "list", used: forProxy,
@@ -647,13 +658,24 @@ func parsePrefix(s string) (netip.Prefix, string) {
 		if err != nil {
 			return netip.Prefix{}, "is not a CIDR prefix"
 		}
-		return p.Masked(), ""
+		return unmapPrefix(p.Masked()), ""
 	}
 	addr, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Prefix{}, "is not an IP address or CIDR prefix"
 	}
-	return netip.PrefixFrom(addr, addr.BitLen()), ""
+	return unmapPrefix(netip.PrefixFrom(addr, addr.BitLen())), ""
+}
+
+// unmapPrefix turns an IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/104) into
+// the IPv4 prefix it means (10.0.0.0/8): peers are compared unmapped, so the
+// mapped form would never match, and ::ffff:0:0/96 must be seen for what it
+// is, every IPv4 address.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p
 }
 
 // Size units: binary ones as their names say, decimal ones as powers of 1000.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,6 +111,19 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 		if !p.IsValid() {
 			add(nameTrustedProxies, "contains an invalid prefix")
 		}
+	}
+	for _, family := range []struct {
+		name string
+		all  netip.Prefix
+	}{{"IPv4", netip.MustParsePrefix("0.0.0.0/0")}, {"IPv6", netip.MustParsePrefix("::/0")}} {
+		if coversAll(c.TrustedProxies, family.all.Addr().Is4()) {
+			add(nameTrustedProxies, "trusts every %s address (%s): any client could then write the address it likes "+
+				"into the forwarding header and have it believed; name only the addresses your reverse proxies connect from",
+				family.name, family.all)
+		}
+	}
+	if c.ClientIPHeader != ClientIPXForwardedFor && c.ClientIPHeader != ClientIPForwarded && c.ClientIPHeader != ClientIPXRealIP {
+		add(nameClientIPHeader, "%q is not a forwarding header tusproxy reads (use x-forwarded-for, forwarded or x-real-ip)", c.ClientIPHeader)
 	}
 	c.corsProblems(add)
 	if c.MaxSize < 0 {
@@ -301,6 +315,55 @@ func tokenProblem(token string) string {
 		}
 	}
 	return ""
+}
+
+// coversAll reports whether the prefixes of one family (IPv4 when is4)
+// together hold every address of it: 0.0.0.0/0 itself, but also ::0/0,
+// ::ffff:0:0/96 (unmapped to 0.0.0.0/0 when parsed) or 0.0.0.0/1 with
+// 128.0.0.0/1. It walks the prefixes in address order looking for a gap.
+func coversAll(prefixes []netip.Prefix, is4 bool) bool {
+	var family []netip.Prefix
+	for _, p := range prefixes {
+		if p.IsValid() && p.Addr().Is4() == is4 {
+			family = append(family, p.Masked())
+		}
+	}
+	slices.SortFunc(family, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	next := netip.IPv6Unspecified()
+	if is4 {
+		next = netip.IPv4Unspecified()
+	}
+	for _, p := range family {
+		if next.Less(p.Addr()) {
+			return false // a gap before p
+		}
+		last := lastAddr(p)
+		if last.Less(next) {
+			continue // inside what is already covered
+		}
+		if !last.Next().IsValid() {
+			return true // reached the family's last address
+		}
+		next = last.Next()
+	}
+	return false
+}
+
+// lastAddr is the highest address of a masked prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().As16()
+	offset := 0
+	if p.Addr().Is4() {
+		offset = 12 // As16 holds an IPv4 address in its last 4 bytes
+	}
+	for bit := offset*8 + p.Bits(); bit < 128; bit++ {
+		b[bit/8] |= 0x80 >> (bit % 8)
+	}
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		return a.Unmap()
+	}
+	return a
 }
 
 // listenProblem checks a net.Listen address: optional host, numeric port.

@@ -4,15 +4,40 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
+
+	"github.com/kinescope-tools/tusproxy/config"
 )
 
-// forwarding decides what a request says about the client behind it. Headers
-// set by proxies (Forwarded, X-Forwarded-For, X-Forwarded-Proto/Host) are
-// believed only when the direct peer is one of the trusted proxies: anyone
-// else could write them.
+// forwarding decides what a request says about the client behind it: its
+// address (Kinescope's client_ip, the auth hook's client.ip, the per-address
+// limits, the logs) and the origin it used (Location, same-origin CORS). It
+// is the one place that reads forwarding headers.
+//
+// Exactly one forwarding header is believed, the one the operator named
+// (TUSPROXY_CLIENT_IP_HEADER), and only when the direct peer is a trusted
+// proxy. Believing several lets a client pick the one its proxy does not
+// rewrite: nginx rewrites X-Forwarded-For but passes a client's own
+// Forwarded untouched.
 type forwarding struct {
-	trusted []netip.Prefix
+	header  string         // config.ClientIPXForwardedFor, ClientIPForwarded or ClientIPXRealIP
+	trusted []netip.Prefix // IPv4 prefixes for IPv4 peers: peers are compared unmapped
+
+	// publicScheme and publicHost come from TUSPROXY_PUBLIC_URL; when set
+	// they are the origin, whatever any header says.
+	publicScheme, publicHost string
+}
+
+func newForwarding(cfg *config.Config) forwarding {
+	f := forwarding{header: cfg.ClientIPHeader, trusted: cfg.TrustedProxies}
+	if cfg.PublicURL != "" {
+		// Validate has checked it is an absolute http(s) URL.
+		if u, err := url.Parse(cfg.PublicURL); err == nil {
+			f.publicScheme, f.publicHost = u.Scheme, u.Host
+		}
+	}
+	return f
 }
 
 func (f forwarding) isTrusted(a netip.Addr) bool {
@@ -37,56 +62,97 @@ func peerAddr(r *http.Request) netip.Addr {
 	return a.Unmap()
 }
 
-// clientIP is the client's address without port. With a trusted peer it walks
-// the forwarded chain from the right (the hop nearest to us) and returns the
-// first address that is not a trusted proxy; an entry it cannot parse ends
-// the walk, since nothing left of it can be believed.
+// clientIP is the client's address without port: the peer itself unless
+// the peer is a trusted proxy, else what the believed header says.
 func (f forwarding) clientIP(r *http.Request) netip.Addr {
+	client, _ := f.resolve(r)
+	return client
+}
+
+// resolve finds the client behind r. With the Forwarded header it also
+// returns the element that named the client: it was written by a trusted
+// proxy (the peer, or a hop the walk passed through as trusted), so its
+// proto= and host= can be believed; elements left of it cannot.
+func (f forwarding) resolve(r *http.Request) (client netip.Addr, hop string) {
 	peer := peerAddr(r)
 	if !peer.IsValid() || !f.isTrusted(peer) {
-		return peer
+		return peer, ""
 	}
-	chain, ok := forwardedFor(r.Header)
-	if !ok {
-		return peer
+	switch f.header {
+	case config.ClientIPForwarded:
+		elements := headerList(r.Header, "Forwarded")
+		chain := make([]string, len(elements))
+		for i, element := range elements {
+			chain[i] = forwardedParam(element, "for")
+		}
+		client, stop := f.walk(peer, chain)
+		if stop >= 0 {
+			hop = elements[stop]
+		}
+		return client, hop
+	case config.ClientIPXRealIP:
+		// One value, set (not appended) by the trusted proxy: two values
+		// mean the proxy passed the client's own on, so neither is sure.
+		values := r.Header.Values("X-Real-IP")
+		if len(values) != 1 {
+			return peer, ""
+		}
+		if a, ok := parseForwardedAddr(strings.TrimSpace(values[0])); ok {
+			return a, ""
+		}
+		return peer, ""
+	default:
+		client, _ := f.walk(peer, headerList(r.Header, "X-Forwarded-For"))
+		return client, ""
 	}
+}
+
+// walk reads a chain of addresses that proxies appended, oldest first, from
+// the right (the hop nearest to us): each trusted address vouches for the
+// one left of it, so the client is the right-most address that is not a
+// trusted proxy. An entry that does not parse ends the walk at the last
+// trusted hop, since nothing left of it can be believed. It also returns
+// the index the walk stopped at, -1 for an empty chain.
+func (f forwarding) walk(peer netip.Addr, chain []string) (netip.Addr, int) {
 	client := peer
 	for i := len(chain) - 1; i >= 0; i-- {
 		a, ok := parseForwardedAddr(chain[i])
 		if !ok {
-			return client
+			return client, i
 		}
 		client = a
 		if !f.isTrusted(a) {
-			return a
+			return a, i
 		}
 	}
-	return client
+	// Every hop is a trusted proxy: the left-most is as far as we can see.
+	if len(chain) == 0 {
+		return client, -1
+	}
+	return client, 0
 }
 
-// forwardedFor lists the client addresses a request's proxies recorded,
-// oldest first: the "for" parameters of Forwarded (RFC 7239) when present,
-// else X-Forwarded-For.
-func forwardedFor(h http.Header) ([]string, bool) {
-	if values := h.Values("Forwarded"); len(values) > 0 {
-		var chain []string
-		for _, v := range values {
-			for _, element := range strings.Split(v, ",") {
-				chain = append(chain, forwardedParam(element, "for"))
-			}
+// headerList splits every value of a comma-separated header into its
+// trimmed items, in order: several header lines count as one list
+// (RFC 9110 section 5.3).
+func headerList(h http.Header, name string) []string {
+	var items []string
+	for _, v := range h.Values(name) {
+		for _, item := range strings.Split(v, ",") {
+			items = append(items, strings.TrimSpace(item))
 		}
-		return chain, true
 	}
-	if values := h.Values("X-Forwarded-For"); len(values) > 0 {
-		var chain []string
-		for _, v := range values {
-			for _, part := range strings.Split(v, ",") {
-				chain = append(chain, strings.TrimSpace(part))
-			}
-		}
-		return chain, true
+	return items
+}
+
+// lastItem is the right-most item of a comma-separated header: the one the
+// nearest proxy wrote, "" when absent.
+func lastItem(h http.Header, name string) string {
+	items := headerList(h, name)
+	if len(items) == 0 {
+		return ""
 	}
-	return nil, false
+	return items[len(items)-1]
 }
 
 // forwardedParam returns the value of one parameter of a Forwarded element
@@ -122,8 +188,16 @@ func parseForwardedAddr(s string) (netip.Addr, bool) {
 }
 
 // origin is the scheme and host the client used to reach us, for building
-// Location. Forwarded proto/host are believed only from trusted proxies.
+// Location and telling same-origin requests: TUSPROXY_PUBLIC_URL's when
+// set; else the request's own, unless a trusted peer says otherwise in the
+// believed header family. With Forwarded that is the proto= and host= of
+// the element that named the client; with X-Forwarded-For or X-Real-IP it
+// is the right-most X-Forwarded-Proto and X-Forwarded-Host, the values the
+// trusted peer wrote (nginx's proxy_set_header replaces a client's own).
 func (f forwarding) origin(r *http.Request) (scheme, host string) {
+	if f.publicHost != "" {
+		return f.publicScheme, f.publicHost
+	}
 	scheme, host = "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
@@ -132,29 +206,20 @@ func (f forwarding) origin(r *http.Request) (scheme, host string) {
 	if !peer.IsValid() || !f.isTrusted(peer) {
 		return scheme, host
 	}
-	if values := r.Header.Values("Forwarded"); len(values) > 0 {
-		// The first element was written by the proxy nearest the client.
-		first, _, _ := strings.Cut(values[0], ",")
-		if p := strings.ToLower(forwardedParam(first, "proto")); p == "http" || p == "https" {
-			scheme = p
-		}
-		if h := forwardedParam(first, "host"); validHost(h) {
-			host = h
-		}
-		return scheme, host
+	var proto, forwardedHost string
+	if f.header == config.ClientIPForwarded {
+		_, hop := f.resolve(r)
+		proto, forwardedHost = forwardedParam(hop, "proto"), forwardedParam(hop, "host")
+	} else {
+		proto, forwardedHost = lastItem(r.Header, "X-Forwarded-Proto"), lastItem(r.Header, "X-Forwarded-Host")
 	}
-	if p := strings.ToLower(strings.TrimSpace(firstField(r.Header.Get("X-Forwarded-Proto")))); p == "http" || p == "https" {
+	if p := strings.ToLower(proto); p == "http" || p == "https" {
 		scheme = p
 	}
-	if h := strings.TrimSpace(firstField(r.Header.Get("X-Forwarded-Host"))); validHost(h) {
-		host = h
+	if validHost(forwardedHost) {
+		host = forwardedHost
 	}
 	return scheme, host
-}
-
-func firstField(s string) string {
-	first, _, _ := strings.Cut(s, ",")
-	return first
 }
 
 // validHost keeps header-supplied hosts from smuggling paths or spaces into

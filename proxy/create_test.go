@@ -81,12 +81,13 @@ func TestForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 	if ip := e.emu.Videos()[0].ClientIP; ip != "203.0.113.7" {
 		t.Errorf("client_ip %q, want 203.0.113.7", ip)
 	}
-	// RFC 7239 Forwarded wins over X-Forwarded-For.
+	// RFC 7239 Forwarded, when it is the header chosen.
+	e = newEnv(t, map[string]string{"TUSPROXY_TRUSTED_PROXIES": "127.0.0.0/8,198.51.100.0/24", "TUSPROXY_CLIENT_IP_HEADER": "forwarded"})
 	resp = e.do(http.MethodPost, e.base, map[string]string{
 		"Upload-Length": "10",
 		"Forwarded":     `for="[2001:db8::9]:4711";proto=https;host=fw.example.org, for=198.51.100.9`,
 	}, nil)
-	if ip := e.emu.Videos()[1].ClientIP; ip != "2001:db8::9" {
+	if ip := e.emu.Videos()[0].ClientIP; ip != "2001:db8::9" {
 		t.Errorf("client_ip from Forwarded %q, want 2001:db8::9", ip)
 	}
 	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "https://fw.example.org/files/") {

@@ -15,9 +15,26 @@ type limits struct {
 	inFlight        int
 
 	mu      sync.Mutex
-	buckets map[netip.Addr]*bucket // creation tokens per client address
-	patches map[netip.Addr]int     // PATCHes in flight per client address
+	buckets map[netip.Addr]*bucket // creation tokens per limitKey
+	patches map[netip.Addr]int     // PATCHes in flight per limitKey
 	total   int                    // PATCHes in flight in all
+}
+
+// limitKey is the address a client is counted under by every per-address
+// limit. An IPv6 client is counted by its /64: that is the smallest prefix
+// one subscriber gets (RFC 6177), and a host can take any address in it at
+// will, so counting /128s lets one machine rotate its way past every limit.
+// An IPv4 client (IPv4-mapped IPv6 included) is counted by its address.
+func limitKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if !a.Is6() {
+		return a
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return a
+	}
+	return p.Addr()
 }
 
 // bucket is a token bucket holding up to createPerMinute creations, refilled
@@ -46,6 +63,7 @@ func (l *limits) allowCreate(addr netip.Addr, now time.Time) error {
 	if l.createPerMinute <= 0 {
 		return nil
 	}
+	addr = limitKey(addr)
 	capacity := float64(l.createPerMinute)
 	perSecond := capacity / 60
 	l.mu.Lock()
@@ -80,6 +98,7 @@ func (l *limits) dropFullBuckets(now time.Time, capacity, perSecond float64) {
 // startPatch counts a PATCH in flight for addr; release must be called when
 // it ends.
 func (l *limits) startPatch(addr netip.Addr) (release func(), err error) {
+	addr = limitKey(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.inFlight > 0 && l.total >= l.inFlight {

@@ -208,7 +208,9 @@ func uploadID(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 // uploadURL is the Location of an upload on our own origin; the Kinescope
-// endpoint is never shown to tus clients.
+// endpoint is never shown to tus clients. TUSPROXY_PUBLIC_URL may carry a
+// path prefix, so it is used whole; otherwise the origin is what the
+// forwarding policy believes (never a header from an untrusted hop).
 func (s *Service) uploadURL(r *http.Request, id string) string {
 	if s.cfg.PublicURL != "" {
 		return s.cfg.PublicURL + s.cfg.BasePath + id

@@ -91,7 +91,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		locker:  deps.Locker,
 		log:     deps.Logger,
 		now:     deps.Now,
-		fwd:     forwarding{trusted: cfg.TrustedProxies},
+		fwd:     newForwarding(cfg),
 		site:    deps.Site,
 		streams: make(map[*bodyReader]struct{}),
 	}
@@ -330,7 +330,8 @@ var copyBuffers = sync.Pool{New: func() any {
 
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// clientIP is the client's address for logs and Kinescope's client_ip.
+// clientIP is the client's address for logs, Kinescope's client_ip, the auth
+// hook's client.ip and the per-address limits: one answer for all of them.
 func (s *Service) clientIP(r *http.Request) netip.Addr { return s.fwd.clientIP(r) }
 
 // Drain marks the start of a shutdown: /readyz answers 503 from now on, so
