@@ -76,14 +76,23 @@ type Bolt struct {
 	cond *sync.Cond // signals the committer: work staged, flush due, or closing
 	// overlay holds the newest state of every record changed since its
 	// last commit, including deletions; the file holds the rest.
-	overlay map[string]*stagedRecord
-	dirty   map[string]struct{} // ids in overlay that the next commit writes
-	orphans [][]byte            // expiry keys without a record, for the next commit
+	overlay  map[string]*stagedRecord
+	dirty    map[string]struct{} // ids in overlay that the next commit writes
+	orphans  [][]byte            // expiry keys without a record, for the next commit
+	waiters  []chan<- error      // writers waiting for the next commit
+	seq      uint64              // numbers the changes, so a commit knows which it wrote
+	timer    *time.Timer         // pending flush of deferred changes; nil when none
+	due      bool                // the deferred changes are to be committed now
+	closing  bool                // Close was called: no new changes
+	stopped  chan struct{}       // closed when the committer has exited
+	closeErr error               // what the committer's last commits failed with, for Close
+
 	// intentOverlay and intentDirty are overlay and dirty for intents,
 	// committed in the same transactions as the records: that is what
 	// makes Create's removal of its intent atomic with the record.
 	intentOverlay map[string]*stagedIntent
 	intentDirty   map[string]struct{}
+}
 	waiters       []chan<- error // writers waiting for the next commit
 	seq           uint64         // numbers the changes, so a commit knows which it wrote
 	timer         *time.Timer    // pending flush of deferred changes; nil when none
