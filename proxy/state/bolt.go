@@ -93,14 +93,6 @@ type Bolt struct {
 	intentOverlay map[string]*stagedIntent
 	intentDirty   map[string]struct{}
 }
-	waiters       []chan<- error // writers waiting for the next commit
-	seq           uint64         // numbers the changes, so a commit knows which it wrote
-	timer         *time.Timer    // pending flush of deferred changes; nil when none
-	due           bool           // the deferred changes are to be committed now
-	closing       bool           // Close was called: no new changes
-	stopped       chan struct{}  // closed when the committer has exited
-	closeErr      error          // what the committer's last commits failed with, for Close
-}
 
 // stagedRecord is a record's newest state, not yet in the file.
 type stagedRecord struct {
