@@ -467,11 +467,11 @@ var allSettings = []*setting{
 		show: func(c *Config) string { return c.EmulatorFaults.String() },
 	},
 	{
-		name: nameMetricsListen, arg: "host:port", used: forProxy,
-		help:     `admin listener for /metrics, /healthz, /readyz (and /debug/pprof with -pprof); "off" disables it`,
 		// Loopback by default: the admin listener has no auth, and its
 		// per-upload series name upload ids, which are capabilities. A
 		// container sets the address it needs (the Dockerfile: ":9090").
+		name: nameMetricsListen, arg: "host:port", used: forProxy,
+		help:     `admin listener for /metrics, /healthz, /readyz (and /debug/pprof with -pprof); "off" disables it`,
 		defaults: always("127.0.0.1:9090"),
 		parse: func(c *Config, raw string) []string {
 			if strings.EqualFold(raw, "off") {
