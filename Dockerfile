@@ -14,6 +14,11 @@ COPY --from=build /out/tusproxy /usr/local/bin/tusproxy
 COPY --from=build --chown=65532:65532 /out/data /data
 WORKDIR /data
 USER 65532:65532
+# TUSPROXY_METRICS_LISTEN is set explicitly: tusproxy serve binds the admin
+# listener (/metrics, /healthz, /readyz) to 127.0.0.1 by default, which
+# inside a container nothing outside it (health checks, Prometheus, a
+# published port) can reach. It has no auth and its metrics name upload ids:
+# publish 9090 on a private address only (docker run -p 127.0.0.1:9090:9090).
 ENV TUSPROXY_LISTEN=:8080 \
     TUSPROXY_METRICS_LISTEN=:9090 \
     TUSPROXY_STORE=bolt:/data/tusproxy.db

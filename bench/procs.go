@@ -254,7 +254,7 @@ func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, 
 	if err != nil {
 		return nil, "", err
 	}
-	// The admin listener gets a free port too: the default :9090 may be
+	// The admin listener gets a free port too: the default 127.0.0.1:9090 may be
 	// taken, and with TUSPROXY_PPROF=true (see -env) it serves the profiles
 	// of the run at the address logged at start.
 	adminAddr, err := freeAddr()

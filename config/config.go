@@ -105,6 +105,15 @@ type Config struct {
 	// MaxSize is the largest upload accepted, in bytes; 0 means no limit.
 	// Default 0.
 	MaxSize int64
+	// MaxMetadataBytes caps the Upload-Metadata header of a creation, in
+	// bytes; a larger one is refused (413) before Kinescope is called. Must
+	// be > 0 and at most MaxHeaderBytes. Default 4 KiB: metadata is stored
+	// with every upload for as long as it lives (TUSPROXY_UPLOAD_TTL), so
+	// the cap bounds what an unfinished creation costs the store, while the
+	// keys tus clients send (filename, filetype, name, type, a title and a
+	// description) fit many times over: a 255-byte file name is 340 bytes
+	// of base64, and Kinescope's titles stop at 140 characters.
+	MaxMetadataBytes int64
 
 	// UpstreamHosts are the hosts (and their subdomains) that Kinescope's
 	// upload endpoints may point to; lowercase. Each entry is "host", which
@@ -213,8 +222,11 @@ type Config struct {
 	EmulatorFaults kinescopetest.Faults
 
 	// MetricsListen is the admin listener's address (/metrics, /healthz,
-	// /readyz, /debug/pprof); "" (set "off", or an empty flag) disables it. Default ":9090" (dev:
-	// "127.0.0.1:9090"). It is separate from Listen so uploaders never see
+	// /readyz, /debug/pprof); "" (set "off", or an empty flag) disables it. Default
+	// "127.0.0.1:9090" (loopback: it has no auth, and its per-upload series
+	// name upload ids, which are enough to DELETE an upload when uploads need
+	// no credentials); a container or pod sets ":9090" so probes and
+	// Prometheus reach it. It is separate from Listen so uploaders never see
 	// metrics.
 	MetricsListen string
 	// MetricsMaxUploads caps how many uploads have per-upload series at

@@ -82,7 +82,8 @@ func TestDefaults(t *testing.T) {
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
 				MaxInFlight:         1000,
-				MetricsListen:       ":9090",
+				MaxMetadataBytes:    4 << 10,
+				MetricsListen:       "127.0.0.1:9090",
 				MetricsMaxUploads:   1000,
 				MetricsUploadGrace:  time.Minute,
 				MetricsUploadIdle:   10 * time.Minute,
@@ -117,6 +118,7 @@ func TestDefaults(t *testing.T) {
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
 				MaxInFlight:         1000,
+				MaxMetadataBytes:    4 << 10,
 				MetricsListen:       "127.0.0.1:9090",
 				MetricsMaxUploads:   1000,
 				MetricsUploadGrace:  time.Minute,
@@ -206,6 +208,7 @@ var everySetting = []struct{ flag, env, value string }{
 	{"client-ip-header", "TUSPROXY_CLIENT_IP_HEADER", "Forwarded"},
 	{"cors-origins", "TUSPROXY_CORS_ORIGINS", "https://App.example.com, http://localhost:3000"},
 	{"max-size", "TUSPROXY_MAX_SIZE", "5 GiB"},
+	{"max-metadata-bytes", "TUSPROXY_MAX_METADATA_BYTES", "8KiB"},
 	{"upstream-hosts", "TUSPROXY_UPSTREAM_HOSTS", "Kinescope.io,127.0.0.1,127.0.0.1:8443,[::1]:9000"},
 	{"upstream-chunk-size", "TUSPROXY_UPSTREAM_CHUNK_SIZE", "64KiB"},
 	{"upstream-timeout", "TUSPROXY_UPSTREAM_TIMEOUT", "1m"},
@@ -290,6 +293,7 @@ var everySettingWant = config.Config{
 	CreateRate:          12,
 	MaxPatchesPerIP:     4,
 	MaxInFlight:         0,
+	MaxMetadataBytes:    8 << 10,
 	MetricsListen:       "127.0.0.1:9191",
 	MetricsMaxUploads:   50,
 	MetricsUploadGrace:  30 * time.Second,
@@ -522,6 +526,8 @@ var badValues = []struct {
 		`-cors-origins (TUSPROXY_CORS_ORIGINS): "https://app.example.com/" must have no path, query or fragment, not even a trailing / (browsers send scheme://host[:port])`},
 	{"max-size", "TUSPROXY_MAX_SIZE", "12XB",
 		`-max-size (TUSPROXY_MAX_SIZE): "12XB" is not a size (use bytes, or a whole number with KiB, MiB, GiB, TiB, KB, MB, GB or TB)`},
+	{"max-metadata-bytes", "TUSPROXY_MAX_METADATA_BYTES", "0",
+		"-max-metadata-bytes (TUSPROXY_MAX_METADATA_BYTES): is 0; must be more than 0"},
 	{"upstream-hosts", "TUSPROXY_UPSTREAM_HOSTS", "https://kinescope.io",
 		`-upstream-hosts (TUSPROXY_UPSTREAM_HOSTS): "https://kinescope.io" is not host or host:port: no scheme, path or user info (such as kinescope.io, or 127.0.0.1:8443 to allow that port only; IPv6 as [::1]:8443)`},
 	{"upstream-chunk-size", "TUSPROXY_UPSTREAM_CHUNK_SIZE", "1000",
@@ -1073,5 +1079,46 @@ func TestInitURLPlainHTTPOnlyToLoopback(t *testing.T) {
 		if _, err := config.Load(config.CommandServe, nil, envOf(env), io.Discard); err != nil {
 			t.Errorf("KINESCOPE_INIT_URL=%s refused: %v", initURL, err)
 		}
+	}
+}
+
+// TestServeAdminListenerIsLoopbackByDefault: the admin listener has no
+// auth and its per-upload series name upload ids, so serve binds it to
+// loopback unless told otherwise (issue 11, item 5); containers set ":9090".
+func TestServeAdminListenerIsLoopbackByDefault(t *testing.T) {
+	for _, cmd := range []config.Command{config.CommandServe, config.CommandDev} {
+		c, err := config.Load(cmd, nil, envOf(serveEnv()), io.Discard)
+		if err != nil {
+			t.Fatalf("Load(%s): %v", cmd, err)
+		}
+		if c.MetricsListen != "127.0.0.1:9090" {
+			t.Errorf("%s: MetricsListen = %q, want 127.0.0.1:9090", cmd, c.MetricsListen)
+		}
+	}
+	c, err := config.Load(config.CommandServe, nil, envOf(map[string]string{
+		"KINESCOPE_API_TOKEN": secretToken, "KINESCOPE_PARENT_ID": "p", "TUSPROXY_METRICS_LISTEN": ":9090",
+	}), io.Discard)
+	if err != nil || c.MetricsListen != ":9090" {
+		t.Errorf("TUSPROXY_METRICS_LISTEN=:9090 gives %q, %v; want :9090", c.MetricsListen, err)
+	}
+}
+
+// TestMaxMetadataBytes: the cap defaults to 4KiB and cannot exceed the
+// header block it travels in.
+func TestMaxMetadataBytes(t *testing.T) {
+	c, err := config.Load(config.CommandServe, nil, envOf(serveEnv()), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxMetadataBytes != 4<<10 {
+		t.Errorf("default MaxMetadataBytes = %d, want 4096", c.MaxMetadataBytes)
+	}
+	err = loadErr(config.CommandServe, []string{"-max-metadata-bytes=128KiB"}, serveEnv())
+	want := "-max-metadata-bytes (TUSPROXY_MAX_METADATA_BYTES): is 128KiB, more than -max-header-bytes (TUSPROXY_MAX_HEADER_BYTES) (64KiB): the header block would be refused first; raise both"
+	if lines := problemLines(err); len(lines) != 1 || lines[0] != want {
+		t.Errorf("problems = %q, want [%q]", lines, want)
+	}
+	if err := loadErr(config.CommandServe, []string{"-max-metadata-bytes=128KiB", "-max-header-bytes=256KiB"}, serveEnv()); err != nil {
+		t.Errorf("128KiB of metadata in 256KiB of headers: %v", err)
 	}
 }

@@ -95,3 +95,28 @@ func TestDeployTrustedProxiesAccepted(t *testing.T) {
 		t.Errorf("found TUSPROXY_TRUSTED_PROXIES in %d deploy files, want compose and Kubernetes", found)
 	}
 }
+
+// TestContainersSetTheAdminAddress: serve binds the admin listener to
+// loopback by default, which inside a container no probe or scraper can
+// reach, so every container definition must choose an address itself, and
+// say why next to it.
+func TestContainersSetTheAdminAddress(t *testing.T) {
+	setting := regexp.MustCompile(`TUSPROXY_METRICS_LISTEN[=:,]\s*(?:value:\s*)?"?:9090"?`)
+	for _, f := range []string{"../Dockerfile", "../deploy/kubernetes/tusproxy.yaml"} {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(raw)
+		loc := setting.FindStringIndex(text)
+		if loc == nil {
+			t.Errorf("%s does not set TUSPROXY_METRICS_LISTEN to :9090 explicitly", f)
+			continue
+		}
+		// The reason is in a comment shortly before the setting.
+		before := text[max(0, loc[0]-800):loc[0]]
+		if !strings.Contains(before, "#") || !strings.Contains(before, "127.0.0.1") {
+			t.Errorf("%s sets TUSPROXY_METRICS_LISTEN without a comment saying why (the loopback default)", f)
+		}
+	}
+}

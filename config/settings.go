@@ -37,6 +37,7 @@ var (
 	nameClientIPHeader    = name{"client-ip-header", "TUSPROXY_CLIENT_IP_HEADER"}
 	nameCORSOrigins       = name{"cors-origins", "TUSPROXY_CORS_ORIGINS"}
 	nameMaxSize           = name{"max-size", "TUSPROXY_MAX_SIZE"}
+	nameMaxMetadataBytes  = name{"max-metadata-bytes", "TUSPROXY_MAX_METADATA_BYTES"}
 	nameUpstreamHosts     = name{"upstream-hosts", "TUSPROXY_UPSTREAM_HOSTS"}
 	nameUpstreamChunkSize = name{"upstream-chunk-size", "TUSPROXY_UPSTREAM_CHUNK_SIZE"}
 	nameUpstreamTimeout   = name{"upstream-timeout", "TUSPROXY_UPSTREAM_TIMEOUT"}
@@ -308,6 +309,8 @@ var allSettings = []*setting{
 		},
 		show: func(c *Config) string { return formatSize(c.MaxSize) },
 	},
+	sizeSetting(nameMaxMetadataBytes, "largest Upload-Metadata header accepted at creation (stored with the upload); larger is refused with 413", "4KiB",
+		func(c *Config) *int64 { return &c.MaxMetadataBytes }),
 	{
 		name: nameUpstreamHosts, arg: "list", used: forProxy,
 		help: "comma-separated hosts (subdomains included) that Kinescope upload endpoints may point to, " +
@@ -482,9 +485,12 @@ var allSettings = []*setting{
 		show: func(c *Config) string { return c.EmulatorFaults.String() },
 	},
 	{
+		// Loopback by default: the admin listener has no auth, and its
+		// per-upload series name upload ids, which are capabilities. A
+		// container sets the address it needs (the Dockerfile: ":9090").
 		name: nameMetricsListen, arg: "host:port", used: forProxy,
 		help:     `admin listener for /metrics, /healthz, /readyz (and /debug/pprof with -pprof); "off" disables it`,
-		defaults: perCommand(":9090", "127.0.0.1:9090", "-"),
+		defaults: always("127.0.0.1:9090"),
 		parse: func(c *Config, raw string) []string {
 			if strings.EqualFold(raw, "off") {
 				raw = ""

@@ -129,6 +129,12 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 	if c.MaxSize < 0 {
 		add(nameMaxSize, "is %d; must not be negative", c.MaxSize)
 	}
+	if c.MaxMetadataBytes <= 0 {
+		add(nameMaxMetadataBytes, "is %s; must be more than 0", formatSize(c.MaxMetadataBytes))
+	} else if c.MaxMetadataBytes > c.MaxHeaderBytes && c.MaxHeaderBytes >= minMaxHeaderBytes {
+		add(nameMaxMetadataBytes, "is %s, more than %s (%s): the header block would be refused first; raise both",
+			formatSize(c.MaxMetadataBytes), nameMaxHeaderBytes, formatSize(c.MaxHeaderBytes))
+	}
 
 	// The dev command adds its emulator's host:port to the list.
 	if len(c.UpstreamHosts) == 0 && c.Command == CommandServe {

@@ -18,6 +18,10 @@ type creation struct {
 	length      int64
 	metadata    tusproto.Metadata
 	rawMetadata string // Upload-Metadata exactly as sent, answered back by HEAD
+	// uploadID is the id the upload's record will have, chosen before
+	// Kinescope is called so an intent can be recorded under it; "" for
+	// the seed flow, which stores no record.
+	uploadID string
 }
 
 // parseCreation validates a tus creation request's headers. Everything is
@@ -41,11 +45,32 @@ func (s *Service) parseCreation(r *http.Request) (creation, error) {
 	if err := s.checkLength(length); err != nil {
 		return creation{}, err
 	}
+	if err := s.checkMetadataSize(h); err != nil {
+		return creation{}, err
+	}
 	c := creation{length: length, rawMetadata: h.Get(tusproto.HeaderUploadMetadata)}
 	if c.metadata, err = tusproto.ParseMetadata(c.rawMetadata); err != nil {
 		return creation{}, errMetadataInvalid.withMessage(err.Error())
 	}
 	return c, nil
+}
+
+// checkMetadataSize refuses Upload-Metadata above TUSPROXY_MAX_METADATA_BYTES.
+// It is stored with the upload for as long as it lives, so without a cap
+// each unfinished creation could park up to the whole header cap (64 KiB)
+// in the store. Every Upload-Metadata line counts, though only the first is
+// used, so none slips past by being split.
+func (s *Service) checkMetadataSize(h http.Header) error {
+	size := 0
+	for _, v := range h.Values(tusproto.HeaderUploadMetadata) {
+		size += len(v)
+	}
+	if int64(size) > s.cfg.MaxMetadataBytes {
+		return errMetadataTooLarge.withMessage(fmt.Sprintf(
+			"Upload-Metadata has %d bytes; this server accepts at most %d (file name, type and title fit easily)",
+			size, s.cfg.MaxMetadataBytes))
+	}
+	return nil
 }
 
 // checkLength applies the size rules shared by tus creation and the seed
@@ -98,11 +123,17 @@ func (s *Service) initUpload(r *http.Request, c creation, g grant) (kinescope.Up
 	if ip := s.clientIP(r); ip.IsValid() {
 		req.ClientIP = ip.String()
 	}
+	if c.uploadID != "" {
+		if err := s.recordIntent(r.Context(), c); err != nil {
+			return kinescope.Upload{}, err
+		}
+	}
 	began := time.Now()
 	up, err := s.kinescope.Init(r.Context(), req)
 	s.metrics.upstream(opInit, err, time.Since(began))
 	if err != nil {
 		s.metrics.initFailure(err)
+		s.settleIntent(r.Context(), c.uploadID, err)
 		return up, s.initError(r, err)
 	}
 	noteKinescopeRequest(r, up.RequestID)
@@ -111,6 +142,7 @@ func (s *Service) initUpload(r *http.Request, c creation, g grant) (kinescope.Up
 		// Logged without the endpoint itself: it is a secret too.
 		s.log.Error("kinescope issued an endpoint outside TUSPROXY_UPSTREAM_HOSTS", slog.String("video_id", up.VideoID),
 			slog.String("kinescope_request_id", up.RequestID), slog.String("reason", err.Error()))
+		s.noteOrphan(r.Context(), c.uploadID, up.VideoID) // a video exists that no record will name
 		return up, errUpstreamEndpoint
 	}
 	return up, nil
@@ -190,6 +222,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	c.uploadID = newUploadID()
 	contentType := r.Header.Get("Content-Type")
 	hasBody := r.ContentLength > 0 || (r.ContentLength < 0 && tusproto.IsOffsetStream(contentType))
 	if hasBody {
@@ -214,7 +247,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	rec := state.Record{
-		ID:        newUploadID(),
+		ID:        c.uploadID,
 		VideoID:   up.VideoID,
 		Endpoint:  up.Endpoint,
 		Length:    c.length,
@@ -224,8 +257,11 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		UpdatedAt: now,
 	}
 	noteUpload(r, rec.ID, rec.VideoID)
+	// Create removes the intent recorded before init in the same write.
 	if err := s.store.Create(context.WithoutCancel(r.Context()), rec); err != nil {
-		s.log.Error("the Kinescope video is orphaned: its record could not be stored", slog.String("video_id", rec.VideoID))
+		s.log.Error("the Kinescope video is orphaned: its record could not be stored", slog.String("video_id", rec.VideoID),
+			slog.String("intent_id", rec.ID))
+		s.noteOrphan(r.Context(), rec.ID, rec.VideoID)
 		writeError(w, r, s.storeFailed("create", rec.ID, err))
 		return
 	}

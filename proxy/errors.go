@@ -49,6 +49,7 @@ var (
 	errLengthInvalid    = newError(http.StatusBadRequest, "upload_length_invalid", "Upload-Length must be a positive integer")
 	errTooLarge         = newError(http.StatusRequestEntityTooLarge, "upload_too_large", "Upload-Length exceeds the maximum upload size")
 	errMetadataInvalid  = newError(http.StatusBadRequest, "metadata_invalid", "Upload-Metadata is malformed")
+	errMetadataTooLarge = newError(http.StatusRequestEntityTooLarge, "metadata_too_large", "Upload-Metadata is too large")
 	errContentType      = newError(http.StatusUnsupportedMediaType, "content_type_invalid", "Content-Type must be application/offset+octet-stream")
 	errOffsetInvalid    = newError(http.StatusBadRequest, "upload_offset_invalid", "Upload-Offset must be a non-negative integer")
 	errOffsetMismatch   = newError(http.StatusConflict, "upload_offset_mismatch", "Upload-Offset does not match the upload's offset")

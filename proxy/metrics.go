@@ -77,6 +77,7 @@ type metrics struct {
 	uploadsCompleted  prometheus.Counter
 	uploadsTerminated prometheus.Counter
 	uploadsExpired    prometheus.Counter
+	orphanedVideos    prometheus.Counter
 
 	// received counts client body bytes as they are read; the counter is a
 	// CounterFunc over it, so the hot path pays one atomic add per read.
@@ -121,6 +122,11 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
 		uploadsExpired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tusproxy_uploads_expired_total",
 			Help: "Unfinished uploads forgotten after TUSPROXY_UPLOAD_TTL without activity.",
+		}),
+		orphanedVideos: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tusproxy_orphaned_videos_total",
+			Help: "Creations cut between Kinescope's /v2/init and storing the upload's record (a crash, a store failure, a refused endpoint), " +
+				"reported once each by the sweeper: Kinescope videos that may have no upload. The log names each one.",
 		}),
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tusproxy_upstream_accepted_bytes_total",
@@ -180,7 +186,7 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
 	}, func() float64 { return float64(series.streaming()) })
 
 	reg.MustRegister(m.requests, m.requestDuration, m.uploadsCreated, m.uploadsCompleted, m.uploadsTerminated,
-		m.uploadsExpired, received, m.accepted, inFlight, m.stalled, m.uploadSize, m.uploadTime, m.patchRate,
+		m.uploadsExpired, m.orphanedVideos, received, m.accepted, inFlight, m.stalled, m.uploadSize, m.uploadTime, m.patchRate,
 		m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciled)
 	series.register(reg)
 

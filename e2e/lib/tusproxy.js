@@ -113,7 +113,7 @@ export async function startProxy(ctx, emu, env = {}) {
     TUSPROXY_LISTEN: '127.0.0.1:0',
     TUSPROXY_STORE: `bolt:${ctx.tmpDir('proxy')}/tusproxy.db`,
     // Off, so that processes of tests running at once do not clash on
-    // its port. (An empty variable means unset: the default, :9090.)
+    // its port. (An empty variable means unset: the default, 127.0.0.1:9090.)
     TUSPROXY_METRICS_LISTEN: 'off',
     TUSPROXY_LOG_FORMAT: 'json',
     TUSPROXY_SHUTDOWN_TIMEOUT: '2s',

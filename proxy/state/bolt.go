@@ -39,6 +39,11 @@ var (
 	// decoding every record. Keys are expiryKey(UpdatedAt, ID); values
 	// are empty.
 	expiryBucket = []byte("uploads_by_updated_at")
+	// intentsBucket maps an intent's id to its JSON-encoded Intent.
+	intentsBucket = []byte("intents")
+	// intentIndexBucket indexes the intents by CreatedAt, as expiryBucket
+	// does the records: keys are expiryKey(CreatedAt, ID).
+	intentIndexBucket = []byte("intents_by_created_at")
 )
 
 // Bolt is a Store kept in a bbolt file: the embedded default, which survives
@@ -81,12 +86,26 @@ type Bolt struct {
 	closing  bool                // Close was called: no new changes
 	stopped  chan struct{}       // closed when the committer has exited
 	closeErr error               // what the committer's last commits failed with, for Close
+
+	// intentOverlay and intentDirty are overlay and dirty for intents,
+	// committed in the same transactions as the records: that is what
+	// makes Create's removal of its intent atomic with the record.
+	intentOverlay map[string]*stagedIntent
+	intentDirty   map[string]struct{}
 }
 
 // stagedRecord is a record's newest state, not yet in the file.
 type stagedRecord struct {
 	rec     Record
 	value   []byte // rec encoded; nil when deleted
+	deleted bool
+	seq     uint64
+}
+
+// stagedIntent is an intent's newest state, not yet in the file.
+type stagedIntent struct {
+	in      Intent
+	value   []byte // in encoded; nil when deleted
 	deleted bool
 	seq     uint64
 }
@@ -107,7 +126,7 @@ func OpenBolt(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{uploadsBucket, expiryBucket} {
+		for _, name := range [][]byte{uploadsBucket, expiryBucket, intentsBucket, intentIndexBucket} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -119,10 +138,12 @@ func OpenBolt(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("state: prepare %s: %w", path, err)
 	}
 	b := &Bolt{
-		db:      db,
-		overlay: make(map[string]*stagedRecord),
-		dirty:   make(map[string]struct{}),
-		stopped: make(chan struct{}),
+		db:            db,
+		overlay:       make(map[string]*stagedRecord),
+		dirty:         make(map[string]struct{}),
+		intentOverlay: make(map[string]*stagedIntent),
+		intentDirty:   make(map[string]struct{}),
+		stopped:       make(chan struct{}),
 	}
 	b.cond = sync.NewCond(&b.mu)
 	go b.commitLoop()
@@ -154,6 +175,9 @@ func (b *Bolt) Create(ctx context.Context, rec Record) error {
 		}
 		return b.wrap("create", rec.ID, err)
 	}
+	// Staged under the same lock as the record, so the same commit writes
+	// both; removing an intent that does not exist costs one lookup.
+	b.stageIntentLocked(rec.ID, &stagedIntent{in: Intent{ID: rec.ID}, deleted: true})
 	committed := b.stageLocked(rec.ID, &stagedRecord{rec: rec, value: value}, true)
 	b.mu.Unlock()
 	if err := <-committed; err != nil {
@@ -359,6 +383,154 @@ func (b *Bolt) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record
 	return swept, nil
 }
 
+// CreateIntent implements Store. It returns once the intent is committed.
+func (b *Bolt) CreateIntent(ctx context.Context, in Intent) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if in.ID == "" {
+		return errEmptyIntentID
+	}
+	value, err := encodeIntent(in)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return b.wrap("create intent", in.ID, ErrClosed)
+	}
+	_, err = b.currentIntentLocked(in.ID)
+	if err == nil || !errors.Is(err, ErrNotFound) {
+		b.mu.Unlock()
+		if err == nil {
+			return ErrExists
+		}
+		return b.wrap("create intent", in.ID, err)
+	}
+	b.stageIntentLocked(in.ID, &stagedIntent{in: in, value: value})
+	return b.commitIntent("create intent", in.ID)
+}
+
+// SetIntentVideo implements Store. It returns once the change is committed.
+func (b *Bolt) SetIntentVideo(ctx context.Context, id, videoID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return b.wrap("set intent video", id, ErrClosed)
+	}
+	in, err := b.currentIntentLocked(id)
+	if err != nil {
+		b.mu.Unlock()
+		if errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return b.wrap("set intent video", id, err)
+	}
+	in.VideoID = videoID
+	value, err := encodeIntent(in)
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	b.stageIntentLocked(id, &stagedIntent{in: in, value: value})
+	return b.commitIntent("set intent video", id)
+}
+
+// DeleteIntent implements Store. It returns once the removal is committed.
+func (b *Bolt) DeleteIntent(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return b.wrap("delete intent", id, ErrClosed)
+	}
+	b.stageIntentLocked(id, &stagedIntent{in: Intent{ID: id}, deleted: true})
+	return b.commitIntent("delete intent", id)
+}
+
+// commitIntent waits for the commit of an intent change staged by the
+// caller, who holds b.mu; it releases it.
+func (b *Bolt) commitIntent(op, id string) error {
+	committed := b.waitLocked()
+	b.mu.Unlock()
+	if err := <-committed; err != nil {
+		return b.wrap(op, id, err)
+	}
+	return nil
+}
+
+// SweepIntents implements Store, walking the intents' index like Sweep.
+func (b *Bolt) SweepIntents(ctx context.Context, cutoff time.Time, limit int) ([]Intent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		return nil, errBadLimit
+	}
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return nil, b.wrap("sweep intents", "", ErrClosed)
+	}
+	var swept []Intent
+	err := b.db.View(func(tx *bolt.Tx) error {
+		intents, index := tx.Bucket(intentsBucket), tx.Bucket(intentIndexBucket)
+		cutoffPrefix := expiryKey(cutoff, "")
+		cursor := index.Cursor()
+		for key, _ := cursor.First(); key != nil && len(swept) < limit; key, _ = cursor.Next() {
+			if bytes.Compare(key[:len(cutoffPrefix)], cutoffPrefix) > 0 {
+				break
+			}
+			id := string(key[len(cutoffPrefix):])
+			if _, staged := b.intentOverlay[id]; staged {
+				continue // judged below by its newest state
+			}
+			value := intents.Get([]byte(id))
+			if value == nil {
+				continue // commit keeps the index in step; nothing to report
+			}
+			in, err := decodeIntent(id, value)
+			if err != nil {
+				return err
+			}
+			if in.CreatedAt.Before(cutoff) {
+				swept = append(swept, in)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.mu.Unlock()
+		return nil, b.wrap("sweep intents", "", err)
+	}
+	for _, staged := range b.intentOverlay {
+		if !staged.deleted && staged.in.CreatedAt.Before(cutoff) {
+			swept = append(swept, staged.in)
+		}
+	}
+	slices.SortFunc(swept, func(x, y Intent) int {
+		return bytes.Compare(expiryKey(x.CreatedAt, x.ID), expiryKey(y.CreatedAt, y.ID))
+	})
+	swept = swept[:min(len(swept), limit)]
+	if len(swept) == 0 {
+		b.mu.Unlock()
+		return nil, nil
+	}
+	for _, in := range swept {
+		b.stageIntentLocked(in.ID, &stagedIntent{in: Intent{ID: in.ID}, deleted: true})
+	}
+	if err := b.commitIntent("sweep intents", ""); err != nil {
+		return nil, err
+	}
+	return swept, nil
+}
+
 // Ping implements Store. A local file has no network to fail; what Ping
 // catches is a closed store or a file whose buckets have gone.
 func (b *Bolt) Ping(ctx context.Context) error {
@@ -432,6 +604,37 @@ func (b *Bolt) currentLocked(id string) (Record, error) {
 	return b.load(id)
 }
 
+// currentIntentLocked returns the newest state of the intent: staged, or
+// read from the file.
+func (b *Bolt) currentIntentLocked(id string) (Intent, error) {
+	if staged, ok := b.intentOverlay[id]; ok {
+		if staged.deleted {
+			return Intent{}, ErrNotFound
+		}
+		return staged.in, nil
+	}
+	var in Intent
+	err := b.db.View(func(tx *bolt.Tx) error {
+		value := tx.Bucket(intentsBucket).Get([]byte(id))
+		if value == nil {
+			return ErrNotFound
+		}
+		var err error
+		in, err = decodeIntent(id, value)
+		return err
+	})
+	return in, err
+}
+
+// stageIntentLocked makes staged the newest state of the intent, for the
+// next commit, which the caller starts (waitLocked).
+func (b *Bolt) stageIntentLocked(id string, staged *stagedIntent) {
+	b.seq++
+	staged.seq = b.seq
+	b.intentOverlay[id] = staged
+	b.intentDirty[id] = struct{}{}
+}
+
 // load reads a record from the file.
 func (b *Bolt) load(id string) (Record, error) {
 	var rec Record
@@ -485,6 +688,12 @@ type stagedChange struct {
 	*stagedRecord
 }
 
+// stagedIntentChange is a staged intent as a commit writes it.
+type stagedIntentChange struct {
+	id string
+	*stagedIntent
+}
+
 // commitLoop is the committer: it commits whatever was staged while the
 // previous commit ran, as soon as a writer waits for it (no timer: under
 // load, commits follow each other and each takes everything that queued
@@ -497,7 +706,7 @@ func (b *Bolt) commitLoop() {
 		for len(b.waiters) == 0 && !b.due && !b.closing {
 			b.cond.Wait()
 		}
-		if b.closing && len(b.waiters) == 0 && len(b.dirty) == 0 && len(b.orphans) == 0 {
+		if b.closing && len(b.waiters) == 0 && len(b.dirty) == 0 && len(b.intentDirty) == 0 && len(b.orphans) == 0 {
 			if b.timer != nil {
 				b.timer.Stop()
 				b.timer = nil
@@ -508,21 +717,33 @@ func (b *Bolt) commitLoop() {
 		for id := range b.dirty {
 			changes = append(changes, stagedChange{id, b.overlay[id]})
 		}
+		intentChanges := make([]stagedIntentChange, 0, len(b.intentDirty))
+		for id := range b.intentDirty {
+			intentChanges = append(intentChanges, stagedIntentChange{id, b.intentOverlay[id]})
+		}
 		orphans, waiters := b.orphans, b.waiters
 		b.dirty, b.orphans, b.waiters, b.due = make(map[string]struct{}), nil, nil, false
+		if len(intentChanges) > 0 {
+			b.intentDirty = make(map[string]struct{})
+		}
 		if b.timer != nil {
 			b.timer.Stop()
 			b.timer = nil
 		}
 		b.mu.Unlock()
 
-		err := b.commit(changes, orphans)
+		err := b.commit(changes, intentChanges, orphans)
 
 		b.mu.Lock()
 		for _, c := range changes {
 			// A change staged during the commit is newer: it stays.
 			if staged := b.overlay[c.id]; staged != nil && staged.seq == c.seq {
 				delete(b.overlay, c.id)
+			}
+		}
+		for _, c := range intentChanges {
+			if staged := b.intentOverlay[c.id]; staged != nil && staged.seq == c.seq {
+				delete(b.intentOverlay, c.id)
 			}
 		}
 		if err != nil && b.closing {
@@ -538,8 +759,8 @@ func (b *Bolt) commitLoop() {
 }
 
 // commit writes the changes in one bbolt transaction, fsynced.
-func (b *Bolt) commit(changes []stagedChange, orphans [][]byte) error {
-	if len(changes) == 0 && len(orphans) == 0 {
+func (b *Bolt) commit(changes []stagedChange, intentChanges []stagedIntentChange, orphans [][]byte) error {
+	if len(changes) == 0 && len(intentChanges) == 0 && len(orphans) == 0 {
 		return nil
 	}
 	return b.db.Update(func(tx *bolt.Tx) error {
@@ -581,8 +802,49 @@ func (b *Bolt) commit(changes []stagedChange, orphans [][]byte) error {
 				return err
 			}
 		}
-		return nil
+		return commitIntents(tx, intentChanges)
 	})
+}
+
+// commitIntents writes the intent changes of a commit, keeping the intents'
+// index in step.
+func commitIntents(tx *bolt.Tx, changes []stagedIntentChange) error {
+	intents, index := tx.Bucket(intentsBucket), tx.Bucket(intentIndexBucket)
+	for _, c := range changes {
+		key := []byte(c.id)
+		value := intents.Get(key)
+		if value == nil && c.deleted {
+			continue // the common case: a Create whose upload had no intent
+		}
+		var oldIndex []byte
+		if value != nil {
+			if old, err := decodeIntent(c.id, value); err == nil {
+				oldIndex = expiryKey(old.CreatedAt, c.id)
+			}
+		}
+		var newIndex []byte
+		if !c.deleted {
+			newIndex = expiryKey(c.in.CreatedAt, c.id)
+		}
+		if oldIndex != nil && !bytes.Equal(oldIndex, newIndex) {
+			if err := index.Delete(oldIndex); err != nil {
+				return err
+			}
+		}
+		if c.deleted {
+			if err := intents.Delete(key); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := intents.Put(key, c.value); err != nil {
+			return err
+		}
+		if err := index.Put(newIndex, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // wrap turns a bbolt or decoding error into one that names the operation and
@@ -667,6 +929,39 @@ func decodeRecord(id string, value []byte) (Record, error) {
 		CreatedAt:       stored.CreatedAt,
 		UpdatedAt:       stored.UpdatedAt,
 	}, nil
+}
+
+// intentFormat is recordFormat for intents.
+const intentFormat = 1
+
+// storedIntent is the JSON form of an Intent, in the bbolt file and in
+// Redis.
+type storedIntent struct {
+	Format    int       `json:"format"`
+	ID        string    `json:"id"`
+	VideoID   string    `json:"video_id"`
+	Length    int64     `json:"length"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func encodeIntent(in Intent) ([]byte, error) {
+	value, err := json.Marshal(storedIntent{Format: intentFormat, ID: in.ID, VideoID: in.VideoID, Length: in.Length, CreatedAt: in.CreatedAt})
+	if err != nil {
+		return nil, fmt.Errorf("state: encode intent %s: %w", in.ID, err)
+	}
+	return value, nil
+}
+
+func decodeIntent(id string, value []byte) (Intent, error) {
+	var stored storedIntent
+	if err := json.Unmarshal(value, &stored); err != nil {
+		return Intent{}, fmt.Errorf("state: decode intent %s: %w", id, err)
+	}
+	if stored.Format != intentFormat {
+		return Intent{}, fmt.Errorf("state: intent %s has format %d, this tusproxy reads format %d",
+			id, stored.Format, intentFormat)
+	}
+	return Intent{ID: stored.ID, VideoID: stored.VideoID, Length: stored.Length, CreatedAt: stored.CreatedAt}, nil
 }
 
 // The int64 nanosecond range: times outside it cannot be written as

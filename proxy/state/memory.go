@@ -15,12 +15,13 @@ var _ Store = (*Memory)(nil)
 type Memory struct {
 	mu      sync.RWMutex
 	records map[string]Record
+	intents map[string]Intent
 	closed  bool
 }
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{records: make(map[string]Record)}
+	return &Memory{records: make(map[string]Record), intents: make(map[string]Intent)}
 }
 
 // Create implements Store.
@@ -40,6 +41,7 @@ func (m *Memory) Create(ctx context.Context, rec Record) error {
 		return ErrExists
 	}
 	m.records[rec.ID] = rec
+	delete(m.intents, rec.ID)
 	return nil
 }
 
@@ -133,6 +135,88 @@ func (m *Memory) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Reco
 	return expired, nil
 }
 
+// CreateIntent implements Store.
+func (m *Memory) CreateIntent(ctx context.Context, in Intent) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if in.ID == "" {
+		return errEmptyIntentID
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if _, ok := m.intents[in.ID]; ok {
+		return ErrExists
+	}
+	m.intents[in.ID] = in
+	return nil
+}
+
+// SetIntentVideo implements Store.
+func (m *Memory) SetIntentVideo(ctx context.Context, id, videoID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	in, ok := m.intents[id]
+	if !ok {
+		return ErrNotFound
+	}
+	in.VideoID = videoID
+	m.intents[id] = in
+	return nil
+}
+
+// DeleteIntent implements Store.
+func (m *Memory) DeleteIntent(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	delete(m.intents, id)
+	return nil
+}
+
+// SweepIntents implements Store, scanning every intent like Sweep.
+func (m *Memory) SweepIntents(ctx context.Context, cutoff time.Time, limit int) ([]Intent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		return nil, errBadLimit
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	var old []Intent
+	for _, in := range m.intents {
+		if in.CreatedAt.Before(cutoff) {
+			old = append(old, in)
+		}
+	}
+	slices.SortFunc(old, func(a, b Intent) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	old = old[:min(len(old), limit)]
+	for _, in := range old {
+		delete(m.intents, in.ID)
+	}
+	return old, nil
+}
+
 // Ping implements Store.
 func (m *Memory) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -151,6 +235,6 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.records = nil
+	m.records, m.intents = nil, nil
 	return nil
 }

@@ -73,6 +73,13 @@ type RedisOptions struct {
 //	                                m = its index member, v = write version
 //	P uploads_by_updated_at   sorted set, every score 0, ordered by member:
 //	                          24 hex digits of UpdatedAt, then the id
+//	P intent:<id>             hash: r = the Intent as JSON, m = its index
+//	                                member, v = write version, video = the
+//	                                Kinescope video id once known
+//	P intents_by_created_at   sorted set like the uploads', by CreatedAt
+//
+// Intent keys get no key TTL: an intent is there to be reported, and the
+// sweeper of every replica removes it once it has been.
 //
 // Every write is one Lua script, so a record and its index entry change
 // together. Update is optimistic: it reads the record, runs fn in Go and
@@ -92,6 +99,8 @@ type Redis struct {
 
 	recordPrefix string // P + "upload:"
 	indexKey     string
+	intentPrefix string // P + "intent:"
+	intentIndex  string
 
 	closed atomic.Bool
 }
@@ -127,6 +136,8 @@ func OpenRedis(ctx context.Context, rawURL string, opts RedisOptions) (*Redis, e
 		ttlMS:        strconv.FormatInt(opts.TTL.Milliseconds(), 10),
 		recordPrefix: opts.Prefix + "upload:",
 		indexKey:     opts.Prefix + "uploads_by_updated_at",
+		intentPrefix: opts.Prefix + "intent:",
+		intentIndex:  opts.Prefix + "intents_by_created_at",
 	}, nil
 }
 
@@ -188,11 +199,13 @@ const (
 	fieldVersion = "v"
 )
 
-// createScript stores a record unless its id is taken. It returns 1 when
-// stored (or already stored by this very call, retried after a lost reply:
-// the version matches), 0 when the id is taken.
+// createScript stores a record unless its id is taken, and removes the
+// intent with the same id. It returns 1 when stored (or already stored by
+// this very call, retried after a lost reply: the version matches), 0 when
+// the id is taken.
 //
-// KEYS: record key, index. ARGV: JSON, index member, version, TTL in ms.
+// KEYS: record key, index, intent key, intents' index. ARGV: JSON, index
+// member, version, TTL in ms.
 var createScript = redis.NewScript(`
 local version = redis.call('HGET', KEYS[1], 'v')
 if version == ARGV[3] then return 1 end
@@ -200,7 +213,64 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'r', ARGV[1], 'm', ARGV[2], 'v', ARGV[3])
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+local intent = redis.call('HGET', KEYS[3], 'm')
+if intent then redis.call('ZREM', KEYS[4], intent) end
+redis.call('DEL', KEYS[3])
 return 1
+`)
+
+// createIntentScript stores an intent unless its id is taken: 1 when stored
+// (or stored by this very call before a lost reply), 0 when taken.
+//
+// KEYS: intent key, intents' index. ARGV: JSON, index member, version.
+var createIntentScript = redis.NewScript(`
+local version = redis.call('HGET', KEYS[1], 'v')
+if version == ARGV[3] then return 1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 'm', ARGV[2], 'v', ARGV[3])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+return 1
+`)
+
+// setIntentVideoScript sets the video id of an existing intent: 1 when
+// set, 0 when there is no intent (it is never created here).
+//
+// KEYS: intent key. ARGV: video id.
+var setIntentVideoScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'video', ARGV[1])
+return 1
+`)
+
+// sweepIntentsScript deletes and returns the intents of the oldest index
+// entries before the cutoff, as pairs of JSON and video id. An entry whose
+// intent is gone or has moved on is dropped without counting.
+//
+// KEYS: intents' index. ARGV: exclusive upper bound, limit, intent key
+// prefix, position of the id in a member (1-based), most entries to visit.
+var sweepIntentsScript = redis.NewScript(`
+local out = {}
+local limit = tonumber(ARGV[2])
+local idAt = tonumber(ARGV[4])
+local budget = tonumber(ARGV[5])
+local swept = 0
+while swept < limit and budget > 0 do
+  local members = redis.call('ZRANGEBYLEX', KEYS[1], '-', ARGV[1], 'LIMIT', 0, math.min(limit - swept, budget))
+  if #members == 0 then break end
+  for _, member in ipairs(members) do
+    budget = budget - 1
+    local key = ARGV[3] .. string.sub(member, idAt)
+    local intent = redis.call('HMGET', key, 'r', 'm', 'video')
+    if intent[1] and intent[2] == member then
+      redis.call('DEL', key)
+      swept = swept + 1
+      out[#out + 1] = intent[1]
+      out[#out + 1] = intent[3] or ''
+    end
+    redis.call('ZREM', KEYS[1], member)
+  end
+end
+return out
 `)
 
 // Results of updateScript.
@@ -294,7 +364,8 @@ func (r *Redis) Create(ctx context.Context, rec Record) error {
 	if err != nil {
 		return err
 	}
-	created, err := createScript.Run(ctx, r.client, r.keys(rec.ID),
+	keys := append(r.keys(rec.ID), r.intentKeys(rec.ID)...)
+	created, err := createScript.Run(ctx, r.client, keys,
 		value, indexMember(rec.UpdatedAt, rec.ID), newVersion(), r.ttlMS).Int64()
 	if err != nil {
 		return r.wrap("create", rec.ID, err)
@@ -441,6 +512,96 @@ func (r *Redis) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Recor
 	return swept, nil
 }
 
+// CreateIntent implements Store.
+func (r *Redis) CreateIntent(ctx context.Context, in Intent) error {
+	if err := r.ready(ctx); err != nil {
+		return err
+	}
+	if in.ID == "" {
+		return errEmptyIntentID
+	}
+	value, err := encodeIntent(in)
+	if err != nil {
+		return err
+	}
+	created, err := createIntentScript.Run(ctx, r.client, r.intentKeys(in.ID),
+		value, indexMember(in.CreatedAt, in.ID), newVersion()).Int64()
+	if err != nil {
+		return r.wrap("create intent", in.ID, err)
+	}
+	if created == 0 {
+		return ErrExists
+	}
+	return nil
+}
+
+// SetIntentVideo implements Store. The id goes into a field of its own, so
+// the change is one script and no read-modify-write.
+func (r *Redis) SetIntentVideo(ctx context.Context, id, videoID string) error {
+	if err := r.ready(ctx); err != nil {
+		return err
+	}
+	set, err := setIntentVideoScript.Run(ctx, r.client, []string{r.intentPrefix + id}, videoID).Int64()
+	if err != nil {
+		return r.wrap("set intent video", id, err)
+	}
+	if set == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteIntent implements Store, with the record's delete script: the
+// intent's hash has the same fields r and m.
+func (r *Redis) DeleteIntent(ctx context.Context, id string) error {
+	if err := r.ready(ctx); err != nil {
+		return err
+	}
+	if err := deleteScript.Run(ctx, r.client, r.intentKeys(id)).Err(); err != nil {
+		return r.wrap("delete intent", id, err)
+	}
+	return nil
+}
+
+// SweepIntents implements Store. Like Sweep, one script finds and deletes,
+// so two replicas never report the same intent.
+func (r *Redis) SweepIntents(ctx context.Context, cutoff time.Time, limit int) ([]Intent, error) {
+	if err := r.ready(ctx); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		return nil, errBadLimit
+	}
+	visits := limit
+	if limit <= math.MaxInt/sweepVisitFactor {
+		visits = sweepVisitFactor * limit
+	}
+	reply, err := sweepIntentsScript.Run(ctx, r.client, []string{r.intentIndex},
+		"("+indexMember(cutoff, ""), limit, r.intentPrefix, indexTimeLen+1, visits,
+	).StringSlice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, r.wrap("sweep intents", "", err)
+	}
+	var swept []Intent
+	var bad error
+	for i := 0; i+1 < len(reply); i += 2 {
+		in, err := decodeIntent("(swept)", []byte(reply[i]))
+		if err != nil {
+			// The others are deleted too: return them, so they are reported.
+			bad = errors.Join(bad, err)
+			continue
+		}
+		if reply[i+1] != "" {
+			in.VideoID = reply[i+1]
+		}
+		swept = append(swept, in)
+	}
+	if bad != nil {
+		return swept, r.wrap("sweep intents", "", bad)
+	}
+	return swept, nil
+}
+
 // Ping implements Store: one PING to the server.
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.ready(ctx); err != nil {
@@ -477,6 +638,11 @@ func (r *Redis) ready(ctx context.Context) error {
 // keys returns the KEYS of the record scripts.
 func (r *Redis) keys(id string) []string {
 	return []string{r.recordPrefix + id, r.indexKey}
+}
+
+// intentKeys returns the KEYS of the intent scripts.
+func (r *Redis) intentKeys(id string) []string {
+	return []string{r.intentPrefix + id, r.intentIndex}
 }
 
 // wrap names the operation and the upload in a Redis error, and maps a

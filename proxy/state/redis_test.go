@@ -334,6 +334,48 @@ func TestRedisKeyLayout(t *testing.T) {
 	}
 }
 
+// TestRedisIntentKeyLayout pins where intents live (see state.Redis), and
+// that the record's Create removes both the intent and its index entry, in
+// its one script, and that intents get no key TTL (they must outlive any
+// downtime, to be reported).
+func TestRedisIntentKeyLayout(t *testing.T) {
+	ctx := context.Background()
+	prefix := redistest.Prefix(t)
+	s := openRedis(t, redistest.URL(t), state.RedisOptions{Prefix: prefix, TTL: time.Hour})
+	defer s.Close()
+	client := redistest.Client(t)
+	if err := s.CreateIntent(ctx, state.Intent{ID: "layout", Length: 5, CreatedAt: redisBase}); err != nil {
+		t.Fatalf("CreateIntent: %v", err)
+	}
+	if err := s.SetIntentVideo(ctx, "layout", "video-1"); err != nil {
+		t.Fatalf("SetIntentVideo: %v", err)
+	}
+	fields, err := client.HGetAll(ctx, prefix+"intent:layout").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(fields["r"], `{"format":1,"id":"layout",`) || fields["m"] != indexMember(redisBase, "layout") ||
+		fields["v"] == "" || fields["video"] != "video-1" {
+		t.Errorf("intent hash = %q, want r (JSON, format 1), m (index member), v (version) and video", fields)
+	}
+	if ttl := client.PTTL(ctx, prefix+"intent:layout").Val(); ttl != -1 {
+		t.Errorf("intent key TTL = %v, want none", ttl)
+	}
+	members := client.ZRange(ctx, prefix+"intents_by_created_at", 0, -1).Val()
+	if len(members) != 1 || members[0] != indexMember(redisBase, "layout") {
+		t.Errorf("intents index = %v, want [%s]", members, indexMember(redisBase, "layout"))
+	}
+	if err := s.Create(ctx, state.Record{ID: "layout", UpdatedAt: redisBase}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if n := client.Exists(ctx, prefix+"intent:layout").Val(); n != 0 {
+		t.Error("the intent key outlived its record's Create")
+	}
+	if n := client.ZCard(ctx, prefix+"intents_by_created_at").Val(); n != 0 {
+		t.Errorf("the intents index has %d entries after Create, want 0", n)
+	}
+}
+
 func TestRedisSweepDropsOrphanedIndexEntries(t *testing.T) {
 	ctx := context.Background()
 	prefix := redistest.Prefix(t)

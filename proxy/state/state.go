@@ -51,10 +51,34 @@ type Record struct {
 	UpdatedAt time.Time
 }
 
-// ErrNotFound is returned by Get and Update when no record has the id.
+// Intent is a creation under way, recorded before Kinescope's /v2/init is
+// called: if the process dies (or the store fails) between init and storing
+// the record, the Kinescope video exists with no record, and the intent left
+// behind is how an operator finds it. Create removes the intent with the
+// record's id in the same write, so a finished creation leaves none.
+//
+// Intents live in a keyspace of their own, beside the records and swept on
+// their own (SweepIntents), so other companions of a state change, such as
+// an outbox of events written with it, can be added the same way.
+type Intent struct {
+	// ID is the id the upload's record will have.
+	ID string
+	// VideoID is Kinescope's video id, "" until known: it is set only when
+	// init answered but the record could not be stored (SetIntentVideo).
+	VideoID string
+	// Length is the file size announced to Kinescope, which helps find the
+	// video when its id is unknown.
+	Length int64
+	// CreatedAt is when the creation began; SweepIntents goes by it.
+	CreatedAt time.Time
+}
+
+// ErrNotFound is returned by Get and Update when no record has the id, and
+// by SetIntentVideo when no intent has it.
 var ErrNotFound = errors.New("upload not found")
 
-// ErrExists is returned by Create when the id is already taken.
+// ErrExists is returned by Create and CreateIntent when the id is already
+// taken.
 var ErrExists = errors.New("upload already exists")
 
 // ErrClosed is returned by the stores of this package once Close has been
@@ -72,15 +96,20 @@ var errIDChanged = errors.New("state: the function passed to Update must not cha
 // errEmptyID is returned by Create for a record without an id.
 var errEmptyID = errors.New("state: record has an empty ID")
 
-// errBadLimit is returned by Sweep for a limit below 1.
+// errBadLimit is returned by Sweep and SweepIntents for a limit below 1.
 var errBadLimit = errors.New("state: Sweep limit must be at least 1")
+
+// errEmptyIntentID is returned by CreateIntent for an intent without an id.
+var errEmptyIntentID = errors.New("state: intent has an empty ID")
 
 // Store holds upload records. Implementations are safe for concurrent use.
 // Every method returns ctx.Err() without doing anything when ctx is already
 // done.
 type Store interface {
-	// Create stores a new record. It returns ErrExists when the id is taken
-	// and an error when rec.ID is empty.
+	// Create stores a new record and, in the same atomic write, removes the
+	// intent with the same id if there is one: a crash leaves the intent or
+	// the record, never both. It returns ErrExists when the id is taken
+	// (the intent then stays) and an error when rec.ID is empty.
 	Create(ctx context.Context, rec Record) error
 	// Get returns the record with the id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Record, error)
@@ -102,6 +131,22 @@ type Store interface {
 	// in one call, so callers sweep repeatedly until fewer than limit
 	// records come back. A limit below 1 is an error.
 	Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record, error)
+	// CreateIntent durably stores an intent (it is there after a crash once
+	// CreateIntent returns). It returns ErrExists when an intent has the id
+	// and an error when in.ID is empty.
+	CreateIntent(ctx context.Context, in Intent) error
+	// SetIntentVideo records the Kinescope video id in an existing intent.
+	// It returns ErrNotFound when no intent has the id (the record was
+	// stored after all, or the intent was swept): it never creates one.
+	SetIntentVideo(ctx context.Context, id, videoID string) error
+	// DeleteIntent removes the intent. It is idempotent.
+	DeleteIntent(ctx context.Context, id string) error
+	// SweepIntents deletes and returns up to limit intents whose CreatedAt
+	// is strictly before cutoff, oldest first; like Sweep, callers repeat
+	// until fewer than limit come back, and a limit below 1 is an error.
+	// Two concurrent calls (two replicas) never return the same intent, so
+	// each is reported once. Records are not touched.
+	SweepIntents(ctx context.Context, cutoff time.Time, limit int) ([]Intent, error)
 	// Ping returns nil when the store answers; readiness checks use it.
 	Ping(ctx context.Context) error
 	// Close releases the store. Calling Close again returns nil.

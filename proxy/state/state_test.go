@@ -85,6 +85,38 @@ func TestBoltReopen(t *testing.T) {
 	}
 }
 
+// TestBoltIntentsSurviveReopen: an intent is in the file once CreateIntent
+// returns, with its video id and its index entry, which is what lets a
+// restarted tusproxy report a creation its predecessor never finished.
+func TestBoltIntentsSurviveReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	b := openBolt(t, path)
+	for _, id := range []string{"cut", "finished"} {
+		if err := b.CreateIntent(ctx, state.Intent{ID: id, Length: 10, CreatedAt: created}); err != nil {
+			t.Fatalf("CreateIntent: %v", err)
+		}
+	}
+	if err := b.SetIntentVideo(ctx, "cut", "video-cut"); err != nil {
+		t.Fatalf("SetIntentVideo: %v", err)
+	}
+	if err := b.Create(ctx, state.Record{ID: "finished", UpdatedAt: created}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	b = openBolt(t, path)
+	defer b.Close()
+	swept, err := b.SweepIntents(ctx, created.Add(time.Second), 10)
+	if err != nil {
+		t.Fatalf("SweepIntents: %v", err)
+	}
+	if len(swept) != 1 || swept[0].ID != "cut" || swept[0].VideoID != "video-cut" || !swept[0].CreatedAt.Equal(created) {
+		t.Errorf("SweepIntents after reopen = %+v, want the intent \"cut\" with its video id", swept)
+	}
+}
+
 func TestBoltFileMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	b := openBolt(t, path)

@@ -43,6 +43,14 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"SweepCutoffAndLimit", testSweepCutoffAndLimit},
 		{"SweepFollowsUpdates", testSweepFollowsUpdates},
 		{"SweepBadLimit", testSweepBadLimit},
+		{"IntentRoundTrip", testIntentRoundTrip},
+		{"CreateIntentExists", testCreateIntentExists},
+		{"CreateRemovesIntent", testCreateRemovesIntent},
+		{"SetIntentVideo", testSetIntentVideo},
+		{"DeleteIntentIdempotent", testDeleteIntentIdempotent},
+		{"SweepIntentsCutoffAndLimit", testSweepIntentsCutoffAndLimit},
+		{"SweepIntentsConcurrent", testSweepIntentsConcurrent},
+		{"IntentsAndRecordsApart", testIntentsAndRecordsApart},
 		{"CancelledContext", testCancelledContext},
 		{"Ping", testPing},
 	}
@@ -502,9 +510,227 @@ func testCancelledContext(t *testing.T, s state.Store) {
 	if err := s.Ping(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Ping error = %v, want context.Canceled", err)
 	}
+	if err := s.CreateIntent(ctx, intentAt("new", base)); !errors.Is(err, context.Canceled) {
+		t.Errorf("CreateIntent error = %v, want context.Canceled", err)
+	}
+	mustCreateIntent(t, s, intentAt("old", base.Add(-time.Hour)))
+	if err := s.SetIntentVideo(ctx, "old", "v"); !errors.Is(err, context.Canceled) {
+		t.Errorf("SetIntentVideo error = %v, want context.Canceled", err)
+	}
+	if err := s.DeleteIntent(ctx, "old"); !errors.Is(err, context.Canceled) {
+		t.Errorf("DeleteIntent error = %v, want context.Canceled", err)
+	}
+	if _, err := s.SweepIntents(ctx, base, 10); !errors.Is(err, context.Canceled) {
+		t.Errorf("SweepIntents error = %v, want context.Canceled", err)
+	}
 	// None of them did anything.
 	wantGone(t, s, "new")
 	wantStored(t, s, recordAt("old", base.Add(-time.Hour)))
+	wantIntents(t, s, base.Add(time.Hour), intentAt("old", base.Add(-time.Hour)))
+}
+
+// intentAt returns an intent begun at the given time, its video unknown.
+func intentAt(id string, createdAt time.Time) state.Intent {
+	return state.Intent{ID: id, Length: 100, CreatedAt: createdAt}
+}
+
+func mustCreateIntent(t *testing.T, s state.Store, in state.Intent) {
+	t.Helper()
+	if err := s.CreateIntent(context.Background(), in); err != nil {
+		t.Fatalf("CreateIntent(%s): %v", in.ID, err)
+	}
+}
+
+// intentDiff is diff for intents.
+func intentDiff(want, got state.Intent) string {
+	var d []string
+	if got.ID != want.ID || got.VideoID != want.VideoID || got.Length != want.Length {
+		d = append(d, fmt.Sprintf("ID, VideoID, Length = %q, %q, %d, want %q, %q, %d",
+			got.ID, got.VideoID, got.Length, want.ID, want.VideoID, want.Length))
+	}
+	if !got.CreatedAt.Equal(want.CreatedAt) {
+		d = append(d, fmt.Sprintf("CreatedAt = %v, want %v", got.CreatedAt, want.CreatedAt))
+	}
+	return strings.Join(d, "; ")
+}
+
+// wantIntents sweeps every intent before cutoff and fails the test unless
+// they are exactly want, in order.
+func wantIntents(t *testing.T, s state.Store, cutoff time.Time, want ...state.Intent) {
+	t.Helper()
+	got, err := s.SweepIntents(context.Background(), cutoff, 100)
+	if err != nil {
+		t.Fatalf("SweepIntents: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("SweepIntents = [%s], want [%s]", intentIDs(got), intentIDs(want))
+	}
+	for i := range want {
+		if d := intentDiff(want[i], got[i]); d != "" {
+			t.Errorf("swept intent %d: %s", i, d)
+		}
+	}
+}
+
+func intentIDs(ins []state.Intent) string {
+	ids := make([]string, len(ins))
+	for i, in := range ins {
+		ids[i] = in.ID
+	}
+	return strings.Join(ids, " ")
+}
+
+func testIntentRoundTrip(t *testing.T, s state.Store) {
+	in := state.Intent{ID: "round", VideoID: "video-round", Length: 1 << 40, CreatedAt: base}
+	mustCreateIntent(t, s, in)
+	wantIntents(t, s, base.Add(time.Nanosecond), in)
+	// Swept means gone: each intent is reported once.
+	wantIntents(t, s, base.Add(time.Hour))
+}
+
+func testCreateIntentExists(t *testing.T, s state.Store) {
+	mustCreateIntent(t, s, intentAt("taken", base))
+	if err := s.CreateIntent(context.Background(), intentAt("taken", base.Add(time.Hour))); !errors.Is(err, state.ErrExists) {
+		t.Errorf("second CreateIntent error = %v, want ErrExists", err)
+	}
+	if err := s.CreateIntent(context.Background(), intentAt("", base)); err == nil {
+		t.Error("CreateIntent with an empty ID = nil, want an error")
+	}
+	wantIntents(t, s, base.Add(2*time.Hour), intentAt("taken", base))
+}
+
+func testCreateRemovesIntent(t *testing.T, s state.Store) {
+	for _, id := range []string{"done", "clash", "other"} {
+		mustCreateIntent(t, s, intentAt(id, base.Add(-time.Hour)))
+	}
+	mustCreate(t, s, recordAt("done", base))
+	// A Create that fails because the id is taken leaves its intent.
+	mustCreate(t, s, recordAt("clash-record", base))
+	mustCreate(t, s, recordAt("clash", base))
+	if err := s.Create(context.Background(), recordAt("clash", base)); !errors.Is(err, state.ErrExists) {
+		t.Fatalf("Create of a taken id: %v", err)
+	}
+	// "clash" was removed by its first Create; "other" never got a record.
+	wantIntents(t, s, base, intentAt("other", base.Add(-time.Hour)))
+	wantStored(t, s, recordAt("done", base))
+}
+
+func testSetIntentVideo(t *testing.T, s state.Store) {
+	ctx := context.Background()
+	mustCreateIntent(t, s, intentAt("cut", base))
+	if err := s.SetIntentVideo(ctx, "cut", "video-cut"); err != nil {
+		t.Fatalf("SetIntentVideo: %v", err)
+	}
+	// It never creates an intent: after Create there is none to update.
+	mustCreateIntent(t, s, intentAt("recorded", base))
+	mustCreate(t, s, recordAt("recorded", base))
+	for _, id := range []string{"recorded", "never"} {
+		if err := s.SetIntentVideo(ctx, id, "video-"+id); !errors.Is(err, state.ErrNotFound) {
+			t.Errorf("SetIntentVideo(%s) error = %v, want ErrNotFound", id, err)
+		}
+	}
+	want := intentAt("cut", base)
+	want.VideoID = "video-cut"
+	wantIntents(t, s, base.Add(time.Hour), want)
+}
+
+func testDeleteIntentIdempotent(t *testing.T, s state.Store) {
+	ctx := context.Background()
+	mustCreateIntent(t, s, intentAt("del", base))
+	mustCreateIntent(t, s, intentAt("keep", base))
+	for range 2 {
+		if err := s.DeleteIntent(ctx, "del"); err != nil {
+			t.Fatalf("DeleteIntent: %v", err)
+		}
+	}
+	if err := s.DeleteIntent(ctx, "never"); err != nil {
+		t.Errorf("DeleteIntent of a missing intent: %v", err)
+	}
+	wantIntents(t, s, base.Add(time.Hour), intentAt("keep", base))
+}
+
+func testSweepIntentsCutoffAndLimit(t *testing.T, s state.Store) {
+	ctx := context.Background()
+	// Created out of time order, as in testSweepCutoffAndLimit.
+	for _, a := range []struct {
+		id  string
+		age time.Duration
+	}{{"two-hours", 2 * time.Hour}, {"future", -time.Hour}, {"three-hours", 3 * time.Hour}, {"at-cutoff", 0}, {"one-ns", time.Nanosecond}} {
+		mustCreateIntent(t, s, intentAt(a.id, base.Add(-a.age)))
+	}
+	for _, limit := range []int{0, -1} {
+		if got, err := s.SweepIntents(ctx, base, limit); err == nil {
+			t.Errorf("SweepIntents(limit %d) = %d intents, nil error; want an error", limit, len(got))
+		}
+	}
+	got, err := s.SweepIntents(ctx, base, 2)
+	if err != nil {
+		t.Fatalf("SweepIntents: %v", err)
+	}
+	if ids := intentIDs(got); ids != "three-hours two-hours" {
+		t.Errorf("first SweepIntents(limit 2) = [%s], want [three-hours two-hours]", ids)
+	}
+	wantIntents(t, s, base, intentAt("one-ns", base.Add(-time.Nanosecond)))
+	// CreatedAt equal to the cutoff is not before it.
+	wantIntents(t, s, base.Add(2*time.Hour), intentAt("at-cutoff", base), intentAt("future", base.Add(time.Hour)))
+}
+
+func testSweepIntentsConcurrent(t *testing.T, s state.Store) {
+	const n = 40
+	for i := range n {
+		mustCreateIntent(t, s, intentAt(fmt.Sprintf("in-%02d", i), base.Add(time.Duration(i)*time.Second)))
+	}
+	// Sweepers racing, as replicas do: every intent is reported exactly once.
+	var mu sync.Mutex
+	seen := make(map[string]int)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := s.SweepIntents(context.Background(), base.Add(time.Hour), 3)
+				if err != nil {
+					t.Errorf("SweepIntents: %v", err)
+					return
+				}
+				mu.Lock()
+				for _, in := range got {
+					seen[in.ID]++
+				}
+				mu.Unlock()
+				if len(got) < 3 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Errorf("%d intents reported, want %d", len(seen), n)
+	}
+	for id, times := range seen {
+		if times != 1 {
+			t.Errorf("intent %s reported %d times", id, times)
+		}
+	}
+}
+
+func testIntentsAndRecordsApart(t *testing.T, s state.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, recordAt("both", base.Add(-time.Hour)))
+	mustCreateIntent(t, s, intentAt("both", base.Add(-time.Hour)))
+	mustCreateIntent(t, s, intentAt("intent-only", base.Add(-time.Hour)))
+	// Sweeping records leaves intents, and the other way round.
+	if got := sweep(t, s, base, 10); got != "both" {
+		t.Errorf("Sweep = [%s], want [both]", got)
+	}
+	mustCreate(t, s, recordAt("record-only", base.Add(-time.Hour)))
+	if err := s.Delete(ctx, "intent-only"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	wantIntents(t, s, base, intentAt("both", base.Add(-time.Hour)), intentAt("intent-only", base.Add(-time.Hour)))
+	wantStored(t, s, recordAt("record-only", base.Add(-time.Hour)))
 }
 
 func testPing(t *testing.T, s state.Store) {
