@@ -77,8 +77,9 @@ func (s *Service) authenticate(r *http.Request) (*jwtClaims, error) {
 // (it may refuse a DELETE it would allow as a HEAD), and the caller's
 // identity must be the upload's owner. A refusal or another owner gets 404,
 // like an unknown upload, so the answer reveals nothing. For an upload
-// created without an owner (auth off, or a hook that named none), the
-// unguessable upload URL is the capability.
+// created without an owner (a hook that named none, or a record from before
+// auth was configured), whoever passes the hook and the token check and
+// holds the unguessable upload URL may use it.
 func (s *Service) authorizeAccess(r *http.Request, op string, claims *jwtClaims, rec state.Record) error {
 	caller, err := s.identity(r, op, rec.ID, claims)
 	if err != nil {
