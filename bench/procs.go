@@ -271,6 +271,10 @@ func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, 
 		"TUSPROXY_LOG_LEVEL=warn",
 		"TUSPROXY_LISTEN=" + addr,
 		"TUSPROXY_METRICS_LISTEN=" + adminAddr,
+		// Anonymous, and with no creation rate: the workloads create many
+		// uploads from one address. -env may override both.
+		"TUSPROXY_AUTH=none",
+		"TUSPROXY_CREATE_RATE=0",
 	}
 	c, stdout, err := startChild("tusproxy", bin, []string{"serve"}, append(env, extraEnv...))
 	if err != nil {

@@ -162,6 +162,14 @@ type Config struct {
 	// it (set "off"). It must not overlap BasePath. Default "/upload".
 	SeedPath string
 
+	// Auth says whether serving without authentication is allowed:
+	// AuthRequired (an auth hook or a JWT key must be configured), AuthNone
+	// (anonymous uploads; no hook or JWT key may be set) or AuthOptional
+	// (whatever is configured, anonymous when nothing is). Default
+	// "required": a public tusproxy with no auth spends its operator's
+	// Kinescope quota for anyone; dev: "optional".
+	Auth string
+
 	// AuthHookURL is the operator's auth hook, an absolute http(s) URL that
 	// the proxy POSTs each request's credentials to and that decides whether
 	// the request may create or use an upload. Its user info and query are
@@ -199,7 +207,9 @@ type Config struct {
 	JWTLeeway time.Duration
 
 	// CreateRate is how many uploads one client IP may create per minute;
-	// 0 means unlimited. Must be >= 0. Default 0.
+	// 0 means unlimited. Must be >= 0. Default: AnonymousCreateRate when
+	// serve runs without auth hook and JWT (anonymous uploads), else 0; an
+	// explicit value, 0 included, always wins. dev: 0.
 	CreateRate int
 	// MaxPatchesPerIP is how many PATCH requests one client IP may have in
 	// flight at once; 0 means unlimited. Must be >= 0. Default 0.
@@ -267,6 +277,36 @@ func (c *Config) AuthEnabled() bool {
 	return c.AuthHookURL != "" || c.JWTEnabled()
 }
 
+// The values of Config.Auth.
+const (
+	AuthRequired = "required"
+	AuthNone     = "none"
+	AuthOptional = "optional"
+)
+
+// AnonymousCreateRate is CreateRate's default when serve runs with anonymous
+// uploads: creations per minute per client address. A person uploading
+// from a browser picks a few files at a time; a bucket of 10, refilled at
+// one every 6 s, lets that through, while one address can no longer create
+// hundreds of Kinescope videos a minute (300 took a third of a second with
+// no limit). Many users behind one address (an office NAT, or a gateway
+// whose address is not in TrustedProxies) need a higher value.
+const AnonymousCreateRate = 10
+
+// AuthMode names how clients are authenticated, for the start-up log line:
+// "anonymous", "auth hook", "JWT" or "JWT + hook".
+func (c *Config) AuthMode() string {
+	switch {
+	case c.JWTEnabled() && c.AuthHookURL != "":
+		return "JWT + hook"
+	case c.JWTEnabled():
+		return "JWT"
+	case c.AuthHookURL != "":
+		return "auth hook"
+	}
+	return "anonymous"
+}
+
 // SettingError is one problem with one setting. Load and Validate join them
 // with errors.Join, so every problem is reported at once.
 type SettingError struct {
@@ -327,6 +367,7 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 	}
 
 	c := &Config{Command: cmd}
+	createRateGiven := false
 	for _, s := range used {
 		// The default goes in first so that a bad value leaves the field at
 		// its default and Validate does not report the same setting twice.
@@ -341,6 +382,9 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 		if !ok {
 			continue
 		}
+		if s.name == nameCreateRate {
+			createRateGiven = true
+		}
 		for _, msg := range s.parse(c, strings.TrimSpace(raw)) {
 			problems = append(problems, &SettingError{Flag: s.flag, Env: s.env, Problem: msg})
 		}
@@ -353,6 +397,12 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 		if c.APIToken == "" {
 			c.APIToken = c.EmulatorToken
 		}
+	}
+
+	// Anonymous uploads on the internet get a creation rate unless the
+	// operator chose one, 0 included.
+	if cmd == CommandServe && !createRateGiven && !c.AuthEnabled() {
+		c.CreateRate = AnonymousCreateRate
 	}
 
 	problems = append(problems, c.problems()...)

@@ -43,8 +43,11 @@ func problemLines(err error) []string {
 	return lines
 }
 
+// serveEnv is the least serve starts with. Auth is "optional" so that tests
+// of other settings may add a hook or JWT key or leave them out;
+// TestServeRequiresAuth covers the default, "required".
 func serveEnv() map[string]string {
-	return map[string]string{"KINESCOPE_API_TOKEN": secretToken, "KINESCOPE_PARENT_ID": "proj-1"}
+	return map[string]string{"KINESCOPE_API_TOKEN": secretToken, "KINESCOPE_PARENT_ID": "proj-1", "TUSPROXY_AUTH": "optional"}
 }
 
 func TestDefaults(t *testing.T) {
@@ -78,9 +81,11 @@ func TestDefaults(t *testing.T) {
 				MaxHeaderBytes:      64 << 10,
 				BodyIdleTimeout:     time.Minute,
 				UpstreamIdleTimeout: time.Minute,
+				Auth:                "optional",
 				AuthHookTimeout:     5 * time.Second,
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
+				CreateRate:          config.AnonymousCreateRate,
 				MaxInFlight:         1000,
 				MaxMetadataBytes:    4 << 10,
 				MetricsListen:       "127.0.0.1:9090",
@@ -114,6 +119,7 @@ func TestDefaults(t *testing.T) {
 				MaxHeaderBytes:      64 << 10,
 				BodyIdleTimeout:     time.Minute,
 				UpstreamIdleTimeout: time.Minute,
+				Auth:                "optional",
 				AuthHookTimeout:     5 * time.Second,
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
@@ -227,6 +233,7 @@ var everySetting = []struct{ flag, env, value string }{
 	{"body-idle-timeout", "TUSPROXY_BODY_IDLE_TIMEOUT", "2m"},
 	{"upstream-idle-timeout", "TUSPROXY_UPSTREAM_IDLE_TIMEOUT", "45s"},
 	{"upstream-ca-file", "TUSPROXY_UPSTREAM_CA_FILE", "/nonexistent/ca.pem"},
+	{"auth", "TUSPROXY_AUTH", "required"},
 	{"auth-hook-url", "TUSPROXY_AUTH_HOOK_URL", "https://auth.example.com/tus?key=k"},
 	{"auth-hook-timeout", "TUSPROXY_AUTH_HOOK_TIMEOUT", "1500ms"},
 	{"auth-cache-ttl", "TUSPROXY_AUTH_CACHE_TTL", "0"},
@@ -283,6 +290,7 @@ var everySettingWant = config.Config{
 	BodyIdleTimeout:     2 * time.Minute,
 	UpstreamIdleTimeout: 45 * time.Second,
 	UpstreamCAFile:      "/nonexistent/ca.pem",
+	Auth:                "required",
 	AuthHookURL:         "https://auth.example.com/tus?key=k",
 	AuthHookTimeout:     1500 * time.Millisecond,
 	AuthCacheTTL:        0,
@@ -749,6 +757,7 @@ func TestModeSpecificRequirements(t *testing.T) {
 		{"serve needs token and parent", config.CommandServe, nil, nil, []string{
 			"-kinescope-api-token (KINESCOPE_API_TOKEN): is required",
 			"-kinescope-parent-id (KINESCOPE_PARENT_ID): is required",
+			serveAuthRequired,
 		}},
 		{"emulator needs its token", config.CommandEmulator, nil, nil, []string{
 			"-emulator-token (TUSPROXY_EMULATOR_TOKEN): is required",
@@ -842,7 +851,7 @@ func TestHelp(t *testing.T) {
 		"env TUSPROXY_STORE, default \"bolt:./tusproxy.db\"",
 		"env TUSPROXY_MAX_HEADER_BYTES, default \"64KiB\"",
 		"env TUSPROXY_MAX_INFLIGHT, default \"1000\"",
-		"env TUSPROXY_CREATE_RATE, default \"0\"",
+		"env TUSPROXY_CREATE_RATE, default \"10\" with anonymous uploads, else \"0\"",
 		"env TUSPROXY_JWT_LEEWAY, default \"30s\"",
 		"env TUSPROXY_JWT_SECRET, default none\n",
 		"env TUSPROXY_AUTH_HOOK_URL, default none: no hook\n",
@@ -1097,9 +1106,13 @@ func TestServeAdminListenerIsLoopbackByDefault(t *testing.T) {
 	}
 	c, err := config.Load(config.CommandServe, nil, envOf(map[string]string{
 		"KINESCOPE_API_TOKEN": secretToken, "KINESCOPE_PARENT_ID": "p", "TUSPROXY_METRICS_LISTEN": ":9090",
+		"TUSPROXY_AUTH": "none",
 	}), io.Discard)
-	if err != nil || c.MetricsListen != ":9090" {
-		t.Errorf("TUSPROXY_METRICS_LISTEN=:9090 gives %q, %v; want :9090", c.MetricsListen, err)
+	if err != nil {
+		t.Fatalf("TUSPROXY_METRICS_LISTEN=:9090: %v", err)
+	}
+	if c.MetricsListen != ":9090" {
+		t.Errorf("TUSPROXY_METRICS_LISTEN=:9090 gives %q, want :9090", c.MetricsListen)
 	}
 }
 
@@ -1120,5 +1133,74 @@ func TestMaxMetadataBytes(t *testing.T) {
 	}
 	if err := loadErr(config.CommandServe, []string{"-max-metadata-bytes=128KiB", "-max-header-bytes=256KiB"}, serveEnv()); err != nil {
 		t.Errorf("128KiB of metadata in 256KiB of headers: %v", err)
+	}
+}
+
+const serveAuthRequired = "-auth (TUSPROXY_AUTH): is required but neither -auth-hook-url (TUSPROXY_AUTH_HOOK_URL) nor a JWT key " +
+	"(-jwt-secret (TUSPROXY_JWT_SECRET), -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE) or -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE)) is set: " +
+	"anyone could create videos on your Kinescope account; configure one, or set TUSPROXY_AUTH=none to accept anonymous uploads " +
+	"(only behind a gateway that authenticates)"
+
+// serve refuses to run open unless anonymous uploads are chosen explicitly;
+// anonymous serve gets a creation rate unless one is given; dev stays open.
+func TestServeRequiresAuth(t *testing.T) {
+	base := map[string]string{"KINESCOPE_API_TOKEN": secretToken, "KINESCOPE_PARENT_ID": "proj-1"}
+	with := func(kv ...string) map[string]string {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			env[kv[i]] = kv[i+1]
+		}
+		return env
+	}
+	for _, tt := range []struct {
+		name     string
+		cmd      config.Command
+		env      map[string]string
+		problems []string
+		auth     string
+		rate     int
+		mode     string
+	}{
+		{"serve without auth", config.CommandServe, with(), []string{serveAuthRequired}, "", 0, ""},
+		{"serve with a hook", config.CommandServe, with("TUSPROXY_AUTH_HOOK_URL", "https://auth.example.com/"), nil, "required", 0, "auth hook"},
+		{"serve with JWT", config.CommandServe, with("TUSPROXY_JWT_SECRET", jwtSecret), nil, "required", 0, "JWT"},
+		{"serve with JWT and hook", config.CommandServe, with("TUSPROXY_JWT_SECRET", jwtSecret, "TUSPROXY_AUTH_HOOK_URL", "https://auth.example.com/"), nil, "required", 0, "JWT + hook"},
+		{"serve anonymous", config.CommandServe, with("TUSPROXY_AUTH", "none"), nil, "none", config.AnonymousCreateRate, "anonymous"},
+		{"serve anonymous, NONE", config.CommandServe, with("TUSPROXY_AUTH", "NONE"), nil, "none", config.AnonymousCreateRate, "anonymous"},
+		{"serve anonymous with a chosen rate", config.CommandServe, with("TUSPROXY_AUTH", "none", "TUSPROXY_CREATE_RATE", "100"), nil, "none", 100, "anonymous"},
+		{"serve anonymous, unlimited on purpose", config.CommandServe, with("TUSPROXY_AUTH", "none", "TUSPROXY_CREATE_RATE", "0"), nil, "none", 0, "anonymous"},
+		{"serve anonymous contradicted by a hook", config.CommandServe, with("TUSPROXY_AUTH", "none", "TUSPROXY_AUTH_HOOK_URL", "https://auth.example.com/"), []string{
+			"-auth (TUSPROXY_AUTH): is none (anonymous uploads) but -auth-hook-url (TUSPROXY_AUTH_HOOK_URL) is set; remove one or the other",
+		}, "", 0, ""},
+		{"serve anonymous contradicted by JWT", config.CommandServe, with("TUSPROXY_AUTH", "none", "TUSPROXY_JWT_SECRET", jwtSecret), []string{
+			"-auth (TUSPROXY_AUTH): is none (anonymous uploads) but -jwt-secret (TUSPROXY_JWT_SECRET) is set; remove one or the other",
+		}, "", 0, ""},
+		{"unknown mode", config.CommandServe, with("TUSPROXY_AUTH", "off", "TUSPROXY_JWT_SECRET", jwtSecret), []string{
+			`-auth (TUSPROXY_AUTH): "off" is not an auth mode (use required, none or optional)`,
+		}, "", 0, ""},
+		{"dev is open", config.CommandDev, nil, nil, "optional", 0, "anonymous"},
+		{"dev with a hook", config.CommandDev, map[string]string{"TUSPROXY_AUTH_HOOK_URL": "https://auth.example.com/"}, nil, "optional", 0, "auth hook"},
+		{"dev required", config.CommandDev, map[string]string{"TUSPROXY_AUTH": "required"}, []string{
+			serveAuthRequired,
+		}, "", 0, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(tt.cmd, nil, envOf(tt.env), io.Discard)
+			if lines := problemLines(err); !reflect.DeepEqual(lines, tt.problems) {
+				t.Fatalf("problems =\n%q\nwant\n%q", lines, tt.problems)
+			}
+			if err != nil {
+				return
+			}
+			if c.Auth != tt.auth || c.CreateRate != tt.rate || c.AuthMode() != tt.mode {
+				t.Errorf("Auth %q CreateRate %d AuthMode %q, want %q %d %q", c.Auth, c.CreateRate, c.AuthMode(), tt.auth, tt.rate, tt.mode)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("a loaded config does not validate: %v", err)
+			}
+		})
 	}
 }

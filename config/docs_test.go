@@ -85,7 +85,7 @@ func TestDeployTrustedProxiesAccepted(t *testing.T) {
 		for _, m := range trustedProxiesValue.FindAllStringSubmatch(string(raw), -1) {
 			found++
 			env := map[string]string{"KINESCOPE_API_TOKEN": "0f4c7a1e-5b7d-4f7e-9a51-3c2d8e6b1a90", "KINESCOPE_PARENT_ID": "p",
-				"TUSPROXY_TRUSTED_PROXIES": m[1]}
+				"TUSPROXY_AUTH": "none", "TUSPROXY_TRUSTED_PROXIES": m[1]}
 			if _, err := Load(CommandServe, nil, func(k string) string { return env[k] }, io.Discard); err != nil {
 				t.Errorf("%s: TUSPROXY_TRUSTED_PROXIES=%s: %v", f, m[1], err)
 			}

@@ -50,6 +50,7 @@ var (
 	nameLogLevel          = name{"log-level", "TUSPROXY_LOG_LEVEL"}
 	nameLogFormat         = name{"log-format", "TUSPROXY_LOG_FORMAT"}
 	nameSeedPath          = name{"seed-path", "TUSPROXY_SEED_PATH"}
+	nameAuth              = name{"auth", "TUSPROXY_AUTH"}
 	nameAuthHookURL       = name{"auth-hook-url", "TUSPROXY_AUTH_HOOK_URL"}
 	nameAuthHookTimeout   = name{"auth-hook-timeout", "TUSPROXY_AUTH_HOOK_TIMEOUT"}
 	nameAuthCacheTTL      = name{"auth-cache-ttl", "TUSPROXY_AUTH_CACHE_TTL"}
@@ -113,6 +114,12 @@ type setting struct {
 	parse func(c *Config, raw string) []string
 	// show renders the field for String and LogValue.
 	show func(c *Config) string
+}
+
+// withNote sets the note that replaces the quoted default in usage.
+func (s *setting) withNote(note func(Command) string) *setting {
+	s.note = note
+	return s
 }
 
 func (s *setting) defaultText(cmd Command) string {
@@ -406,6 +413,22 @@ var allSettings = []*setting{
 		},
 	},
 	{
+		name: nameAuth, arg: "mode", used: forProxy,
+		help: `who may upload: "required" (an auth hook or a JWT key must be set), ` +
+			`"none" (anonymous uploads, for deployments behind a gateway that authenticates) ` +
+			`or "optional" (the hook or JWT when set, else anonymous)`,
+		defaults: perCommand(AuthRequired, AuthOptional, "-"),
+		parse: func(c *Config, raw string) []string {
+			switch mode := strings.ToLower(raw); mode {
+			case AuthRequired, AuthNone, AuthOptional:
+				c.Auth = mode
+				return nil
+			}
+			return []string{fmt.Sprintf("%q is not an auth mode (use required, none or optional)", raw)}
+		},
+		show: func(c *Config) string { return c.Auth },
+	},
+	{
 		name: nameAuthHookURL, arg: "url", used: forProxy,
 		help:     "URL that is POSTed each request's credentials and decides whether it may create or use an upload (absolute http or https)",
 		defaults: always(""),
@@ -436,7 +459,12 @@ var allSettings = []*setting{
 	durationSetting(nameJWTLeeway, forProxy, "clock skew allowed when checking a JWT's exp and nbf, at most 5m", "30s",
 		func(c *Config) *time.Duration { return &c.JWTLeeway }),
 	countSetting(nameCreateRate, "uploads one client IP may create per minute; 0 = unlimited", "0",
-		func(c *Config) *int { return &c.CreateRate }),
+		func(c *Config) *int { return &c.CreateRate }).withNote(func(cmd Command) string {
+		if cmd == CommandServe {
+			return fmt.Sprintf(`"%d" with anonymous uploads, else "0"`, AnonymousCreateRate)
+		}
+		return ""
+	}),
 	countSetting(nameMaxPatchesPerIP, "PATCH requests one client IP may have in flight at once; 0 = unlimited", "0",
 		func(c *Config) *int { return &c.MaxPatchesPerIP }),
 	countSetting(nameMaxInFlight, "uploads with a PATCH in flight at once in the whole process; 0 = unlimited", "1000",

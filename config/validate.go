@@ -236,6 +236,16 @@ func (c *Config) tlsProblems(add func(name, string, ...any)) {
 }
 
 func (c *Config) authProblems(add func(name, string, ...any)) {
+	switch {
+	case c.Auth == AuthRequired && !c.AuthEnabled():
+		add(nameAuth, "is %s but neither %s nor a JWT key (%s, %s or %s) is set: anyone could create videos on your Kinescope account; "+
+			"configure one, or set %s=%s to accept anonymous uploads (only behind a gateway that authenticates)",
+			AuthRequired, nameAuthHookURL, nameJWTSecret, nameJWTPublicKeyFile, nameJWTJWKSFile, nameAuth.env, AuthNone)
+	case c.Auth == AuthNone && c.AuthEnabled():
+		add(nameAuth, "is %s (anonymous uploads) but %s; remove one or the other", AuthNone, c.authConfigured())
+	case c.Auth != AuthRequired && c.Auth != AuthNone && c.Auth != AuthOptional:
+		add(nameAuth, "%q is not an auth mode (use required, none or optional)", c.Auth)
+	}
 	if c.AuthHookURL != "" && !isAbsoluteHTTP(c.AuthHookURL) {
 		// Not quoted: the URL may carry a key in its query.
 		add(nameAuthHookURL, "must be an absolute http:// or https:// URL")
@@ -534,4 +544,21 @@ func isHostName(host string) bool {
 
 func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+}
+
+// authConfigured names the auth settings that are set, for a problem.
+func (c *Config) authConfigured() string {
+	var set []string
+	if c.AuthHookURL != "" {
+		set = append(set, nameAuthHookURL.String())
+	}
+	for _, key := range []struct {
+		name
+		value string
+	}{{nameJWTSecret, c.JWTSecret}, {nameJWTPublicKeyFile, c.JWTPublicKeyFile}, {nameJWTJWKSFile, c.JWTJWKSFile}} {
+		if key.value != "" {
+			set = append(set, key.String())
+		}
+	}
+	return strings.Join(set, " and ") + " is set"
 }

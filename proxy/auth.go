@@ -19,6 +19,9 @@ type grant struct {
 // goes and who will own the upload. Without auth configured anyone may
 // create, into the configured parent. A client can never choose parent_id
 // itself: only the hook or a token claim can.
+//
+// Who owns the upload follows the one rule identity applies to every later
+// request too: the hook's owner when it names one, else the token's sub.
 func (s *Service) authorizeCreate(r *http.Request, c creation) (grant, error) {
 	g := grant{parentID: s.cfg.ParentID}
 	if s.jwt != nil {
@@ -58,35 +61,60 @@ func (s *Service) authorizeCreate(r *http.Request, c creation) (grant, error) {
 	return g, nil
 }
 
-// authorizeAccess checks that the caller of a HEAD, PATCH or DELETE owns the
-// upload. Another owner's credentials get 404, like an unknown upload, so
-// the answer reveals nothing. Without auth, or for an upload created without
-// an owner, the unguessable upload URL is the capability.
-func (s *Service) authorizeAccess(r *http.Request, op string, rec state.Record) error {
-	if rec.Owner == "" || (s.jwt == nil && s.hook == nil) {
-		return nil
+// authenticate is the first step of a HEAD, PATCH or DELETE with JWT on:
+// the token must be valid and name a subject, whatever the upload. It runs
+// before the upload's record is read, so the 401 is the same for an upload
+// that exists and one that does not.
+func (s *Service) authenticate(r *http.Request) (*jwtClaims, error) {
+	if s.jwt == nil {
+		return nil, nil
 	}
-	var caller string
-	if s.jwt != nil {
-		claims, err := s.jwt.verify(r)
-		if err != nil {
+	return s.jwt.verify(r)
+}
+
+// authorizeAccess checks that the caller of a HEAD, PATCH or DELETE may use
+// the upload: the hook, when configured, is asked about this very operation
+// (it may refuse a DELETE it would allow as a HEAD), and the caller's
+// identity must be the upload's owner. A refusal or another owner gets 404,
+// like an unknown upload, so the answer reveals nothing. For an upload
+// created without an owner (a hook that named none, or a record from before
+// auth was configured), whoever passes the hook and the token check and
+// holds the unguessable upload URL may use it.
+func (s *Service) authorizeAccess(r *http.Request, op string, claims *jwtClaims, rec state.Record) error {
+	caller, err := s.identity(r, op, rec.ID, claims)
+	if err != nil {
+		if e, ok := err.(*Error); ok && e.Code == "auth_rejected" {
 			return errUploadNotFound
 		}
-		caller = claims.Subject
-	} else {
-		owner, err := s.hook.owner(r.Context(), hookRequest{Operation: op, UploadID: rec.ID, Client: s.hookClient(r)}, s.now())
-		if err != nil {
-			if e, ok := err.(*Error); ok && e.Code == "auth_rejected" {
-				return errUploadNotFound
-			}
-			return err
-		}
-		caller = owner
+		return err
 	}
-	if caller != rec.Owner {
+	if rec.Owner != "" && caller != rec.Owner {
 		return errUploadNotFound
 	}
 	return nil
+}
+
+// identity is who the caller of an operation on an existing upload is,
+// decided exactly as the owner was at creation: the hook's owner when a hook
+// is configured and names one, else the token's sub. So with both JWT and a
+// hook, the JWT authenticates and the hook says who the user is; the
+// creator is recognised on every later request as long as the hook answers
+// the same owner for them.
+func (s *Service) identity(r *http.Request, op, uploadID string, claims *jwtClaims) (string, error) {
+	var caller string
+	if claims != nil {
+		caller = claims.Subject
+	}
+	if s.hook != nil {
+		owner, err := s.hook.owner(r.Context(), hookRequest{Operation: op, UploadID: uploadID, Client: s.hookClient(r)}, s.now())
+		if err != nil {
+			return "", err
+		}
+		if owner != "" {
+			caller = owner
+		}
+	}
+	return caller, nil
 }
 
 func (s *Service) hookClient(r *http.Request) hookClient {

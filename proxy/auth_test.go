@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -331,5 +332,216 @@ func TestJWTPublicKeyAndJWKS(t *testing.T) {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
 			}
 		})
+	}
+}
+
+// doFrom is env.do from another loopback source address, so tusproxy sees
+// another client IP without any forwarding header.
+func doFrom(t *testing.T, localIP, method, url string, headers map[string]string) *http.Response {
+	t.Helper()
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
+	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s from %s: %v", method, url, localIP, err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// A cached HEAD answer must not decide a DELETE: the hook is asked about
+// each operation, and its refusal holds.
+func TestAuthHookCacheIsPerOperation(t *testing.T) {
+	hook := newHookServer(t, func(req map[string]any) (int, string) {
+		if req["operation"] == "delete" {
+			return 403, `{"message": "uploads cannot be deleted here"}`
+		}
+		return ownerByToken(req)
+	})
+	e := newEnv(t, map[string]string{"TUSPROXY_AUTH_HOOK_URL": hook.URL, "TUSPROXY_AUTH_CACHE_TTL": "1m"})
+	alice := map[string]string{"Authorization": "Bearer alice-session"}
+	resp := e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "100", "Authorization": "Bearer alice-session"}, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("creation: %d", resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	if resp := e.do(http.MethodHead, loc, alice, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD as alice: %d", resp.StatusCode)
+	}
+	calls := hook.calls.Load()
+	if resp := e.do(http.MethodDelete, loc, alice, nil); resp.StatusCode == http.StatusNoContent {
+		t.Fatalf("DELETE went through although the hook refuses every delete")
+	}
+	if hook.calls.Load() != calls+1 || hook.lastRequest()["operation"] != "delete" {
+		t.Errorf("the hook was not asked about the DELETE (calls %d → %d, last %v)", calls, hook.calls.Load(), hook.lastRequest())
+	}
+	if v := e.video(loc); v.Terminated {
+		t.Fatalf("the upload was terminated")
+	}
+	// The HEAD answer is still cached for HEAD.
+	calls = hook.calls.Load()
+	if resp := e.do(http.MethodHead, loc, alice, nil); resp.StatusCode != http.StatusOK || hook.calls.Load() != calls {
+		t.Errorf("second HEAD: %d, hook calls %d → %d, want 200 from the cache", resp.StatusCode, calls, hook.calls.Load())
+	}
+}
+
+// A hook may opt into caching an answer for every request of a credential.
+func TestAuthHookMayCachePerCredential(t *testing.T) {
+	hook := newHookServer(t, func(req map[string]any) (int, string) {
+		if status, body := ownerByToken(req); status != 200 || req["operation"] == "create" {
+			return status, body
+		}
+		return 200, `{"owner": "alice", "cache": "credential"}`
+	})
+	e := newEnv(t, map[string]string{"TUSPROXY_AUTH_HOOK_URL": hook.URL, "TUSPROXY_AUTH_CACHE_TTL": "1m"})
+	resp := e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "100", "Authorization": "Bearer alice-session"}, nil)
+	loc := resp.Header.Get("Location")
+	calls := hook.calls.Load()
+	alice := map[string]string{"Authorization": "Bearer alice-session"}
+	if resp := e.do(http.MethodHead, loc, alice, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD: %d", resp.StatusCode)
+	}
+	patch := map[string]string{"Authorization": "Bearer alice-session", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+	if resp := e.do(http.MethodPatch, loc, patch, randomBytes(t, 100)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH: %d", resp.StatusCode)
+	}
+	if resp := doFrom(t, "127.0.0.2", http.MethodHead, loc, alice); resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD from another address: %d", resp.StatusCode)
+	}
+	if got := hook.calls.Load() - calls; got != 1 {
+		t.Errorf("hook asked %d times for HEAD, PATCH and HEAD from elsewhere with \"cache\": \"credential\", want 1", got)
+	}
+}
+
+// A hook that decides by client address for callers without credentials
+// is asked again when the address changes.
+func TestAuthHookCacheIsPerClientAddress(t *testing.T) {
+	hook := newHookServer(t, func(req map[string]any) (int, string) {
+		client, _ := req["client"].(map[string]any)
+		if client["ip"] != "127.0.0.1" {
+			return 403, `{"message": "only from the office"}`
+		}
+		return 200, `{"owner": "office"}`
+	})
+	e := newEnv(t, map[string]string{"TUSPROXY_AUTH_HOOK_URL": hook.URL, "TUSPROXY_AUTH_CACHE_TTL": "1m"})
+	loc := e.create(100, "")
+	if resp := e.do(http.MethodHead, loc, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD from the office: %d", resp.StatusCode)
+	}
+	calls := hook.calls.Load()
+	if resp := doFrom(t, "127.0.0.2", http.MethodHead, loc, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("HEAD from another address: %d, want 404 (the hook refuses it)", resp.StatusCode)
+	}
+	client, _ := hook.lastRequest()["client"].(map[string]any)
+	if hook.calls.Load() != calls+1 || client["ip"] != "127.0.0.2" {
+		t.Errorf("the hook was not asked about the other address (calls %d → %d, last client %v)", calls, hook.calls.Load(), client)
+	}
+}
+
+func TestJWTWithoutSubjectIsRefused(t *testing.T) {
+	const secret = "a-shared-secret-of-at-least-32-bytes!!"
+	e := newEnv(t, map[string]string{"TUSPROXY_JWT_SECRET": secret})
+	for name, claims := range map[string]jwt.MapClaims{
+		"no sub":    {"exp": time.Now().Add(time.Hour).Unix()},
+		"empty sub": {"sub": "", "exp": time.Now().Add(time.Hour).Unix()},
+		"blank sub": {"sub": "  ", "exp": time.Now().Add(time.Hour).Unix()},
+	} {
+		resp, body := e.doBody(http.MethodPost, e.base, map[string]string{"Upload-Length": "10", "Authorization": "Bearer " + signHS256(t, secret, claims)}, nil)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "sub") {
+			t.Errorf("%s: %d %s, want 401 naming sub", name, resp.StatusCode, body)
+		}
+	}
+	if n := len(e.emu.Videos()); n != 0 {
+		t.Errorf("%d videos created with tokens naming nobody", n)
+	}
+}
+
+// In JWT mode every request needs a valid token; the 401 is the same
+// whether the upload exists or not.
+func TestJWTEveryRequestNeedsAToken(t *testing.T) {
+	const secret = "a-shared-secret-of-at-least-32-bytes!!"
+	e := newEnv(t, map[string]string{"TUSPROXY_JWT_SECRET": secret})
+	token := "Bearer " + signHS256(t, secret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	resp := e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "100", "Authorization": token}, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("creation: %d", resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	patch := map[string]string{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+	for _, tt := range []struct {
+		method, url string
+		headers     map[string]string
+		body        []byte
+	}{
+		{http.MethodHead, loc, nil, nil},
+		{http.MethodPatch, loc, patch, []byte("no token")},
+		{http.MethodDelete, loc, nil, nil},
+		{http.MethodHead, e.base + "0123456789abcdef0123456789abcdef", nil, nil},
+	} {
+		if resp := e.do(tt.method, tt.url, tt.headers, tt.body); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s %s without a token: %d, want 401 with WWW-Authenticate", tt.method, tt.url, resp.StatusCode)
+		}
+	}
+	if v := e.video(loc); v.Offset != 0 || v.Terminated {
+		t.Fatalf("a request without a token changed the upload: %+v", v)
+	}
+	if resp := e.do(http.MethodHead, loc, map[string]string{"Authorization": token}, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD with the creator's token: %d", resp.StatusCode)
+	}
+}
+
+// With JWT and a hook, the token authenticates and the hook's owner is the
+// identity, at creation and on every later request alike.
+func TestJWTAndHookAgreeOnTheOwner(t *testing.T) {
+	const secret = "a-shared-secret-of-at-least-32-bytes!!"
+	sign := func(sub string) string {
+		return "Bearer " + signHS256(t, secret, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()})
+	}
+	alice, mallory := sign("alice"), sign("mallory")
+	hook := newHookServer(t, func(req map[string]any) (int, string) {
+		client, _ := req["client"].(map[string]any)
+		switch client["authorization"] {
+		case alice:
+			return 200, `{"owner": "user-42"}`
+		case mallory:
+			return 200, `{"owner": "user-666"}`
+		}
+		return 401, `{"message": "who are you?"}`
+	})
+	e := newEnv(t, map[string]string{"TUSPROXY_JWT_SECRET": secret, "TUSPROXY_AUTH_HOOK_URL": hook.URL})
+	resp := e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "100", "Authorization": alice}, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("creation: %d", resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	if rec, _ := e.store.Get(t.Context(), loc[len(e.base):]); rec.Owner != "user-42" {
+		t.Errorf("owner %q, want the hook's user-42", rec.Owner)
+	}
+	patch := func(token string) map[string]string {
+		return map[string]string{"Authorization": token, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+	}
+	for _, method := range []string{http.MethodHead, http.MethodPatch, http.MethodDelete} {
+		if resp := e.do(method, loc, patch(mallory), []byte("x")); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s by another user: %d, want 404", method, resp.StatusCode)
+		}
+	}
+	if resp := e.do(http.MethodHead, loc, map[string]string{"Authorization": alice}, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("HEAD by the creator: %d", resp.StatusCode)
+	}
+	if resp := e.do(http.MethodPatch, loc, patch(alice), randomBytes(t, 100)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH by the creator: %d", resp.StatusCode)
+	}
+	loc2 := e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "100", "Authorization": alice}, nil).Header.Get("Location")
+	if resp := e.do(http.MethodDelete, loc2, map[string]string{"Authorization": alice}, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE by the creator: %d", resp.StatusCode)
 	}
 }

@@ -76,6 +76,11 @@ func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
 		"TUSPROXY_UPSTREAM_CHUNK_SIZE": "256KiB",
 		"TUSPROXY_UPSTREAM_TIMEOUT":    "5s",
 		"TUSPROXY_INIT_TIMEOUT":        "2s",
+		// Tests add a hook or JWT key or not, and create as often as they
+		// need; config's tests cover serve's auth requirement and the
+		// anonymous creation rate.
+		"TUSPROXY_AUTH":        "optional",
+		"TUSPROXY_CREATE_RATE": "0",
 	}
 	for k, v := range vars {
 		environ[k] = v

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -39,18 +40,31 @@ type hookClient struct {
 
 // hookAnswer is the hook's optional JSON answer to a 2xx. For create every
 // field is a decision about the upload; for other operations only Owner
-// (who the caller is) is read.
+// (who the caller is) and Cache are read.
 type hookAnswer struct {
 	Owner       string `json:"owner"`
 	ParentID    string `json:"parent_id"`
 	Title       string `json:"title"`
 	Description string `json:"description"`
 	MaxSize     int64  `json:"max_size"`
+	// Cache is how widely an answer about a HEAD, PATCH or DELETE may be
+	// reused within TUSPROXY_AUTH_CACHE_TTL: "" (or anything unknown) for
+	// the very same request only, "credential" for every operation and
+	// upload of the same Authorization and Cookie, from any address.
+	Cache string `json:"cache"`
 }
 
+// hookCacheCredential is the answer's Cache value that widens its reuse to
+// every request with the same credential.
+const hookCacheCredential = "credential"
+
 // authHook calls the operator's hook. Answers about who a caller is are
-// cached briefly per credential, so a client's PATCHes do not each cost a
-// hook round trip.
+// cached briefly, so a client's PATCHes do not each cost a hook round trip.
+// An answer only ever serves a request the hook would have been asked about
+// in the same words: the same credential, operation, upload and client
+// address, unless the hook said it depends on the credential alone. Keying
+// by credential only let a cached HEAD answer a DELETE the hook refuses, and
+// a decision made for one address serve another.
 type authHook struct {
 	url    string
 	client *http.Client
@@ -65,9 +79,13 @@ type cachedOwner struct {
 	expires time.Time
 }
 
-// hookCacheMax bounds the cache; when full it is emptied, which only costs
-// hook calls.
+// hookCacheMax bounds the cache; when full, expired answers are dropped, and
+// if that frees nothing it is emptied, which only costs hook calls.
 const hookCacheMax = 10000
+
+// hookCacheMaxOwner keeps answers with a longer owner out of the cache, so
+// the cache holds at most about 10000 × 1 KiB whatever the hook answers.
+const hookCacheMaxOwner = 1 << 10
 
 func newAuthHook(url string, timeout, ttl time.Duration, transport http.RoundTripper) *authHook {
 	return &authHook{
@@ -123,30 +141,71 @@ func (h *authHook) call(ctx context.Context, req hookRequest) (hookAnswer, error
 	}
 }
 
-// owner asks who the caller is, from the cache when it can.
+// owner asks who the caller of a HEAD, PATCH or DELETE is, from the cache
+// when an answer for the same question is there. Refusals are never cached.
 func (h *authHook) owner(ctx context.Context, req hookRequest, now time.Time) (string, error) {
-	key := sha256.Sum256([]byte(req.Client.Authorization + "\x00" + req.Client.Cookie))
+	requestKey, credentialKey := hookCacheKeys(req)
 	if h.ttl > 0 {
-		h.mu.Lock()
-		c, ok := h.cache[key]
-		h.mu.Unlock()
-		if ok && now.Before(c.expires) {
-			return c.owner, nil
+		if owner, ok := h.cached(now, credentialKey, requestKey); ok {
+			return owner, nil
 		}
 	}
 	ans, err := h.call(ctx, req)
 	if err != nil {
 		return "", err
 	}
-	if h.ttl > 0 {
-		h.mu.Lock()
+	if h.ttl > 0 && len(ans.Owner) <= hookCacheMaxOwner {
+		key := requestKey
+		if ans.Cache == hookCacheCredential {
+			key = credentialKey
+		}
+		h.store(key, cachedOwner{owner: ans.Owner, expires: now.Add(h.ttl)}, now)
+	}
+	return ans.Owner, nil
+}
+
+// hookCacheKeys are the two keys an answer may be cached under: one for
+// exactly this request (credential, operation, upload, client address) and
+// one for the credential alone, used only when the hook opted into it.
+// Fields are length-prefixed so no two requests share a key.
+func hookCacheKeys(req hookRequest) (requestKey, credentialKey [32]byte) {
+	field := func(b []byte, s string) []byte {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		return append(b, s...)
+	}
+	credential := field(field(nil, req.Client.Authorization), req.Client.Cookie)
+	credentialKey = sha256.Sum256(append([]byte("credential\x00"), credential...))
+	request := append([]byte("request\x00"), credential...)
+	request = field(field(field(request, req.Operation), req.UploadID), req.Client.IP)
+	return sha256.Sum256(request), credentialKey
+}
+
+// cached returns the first unexpired answer under keys.
+func (h *authHook) cached(now time.Time, keys ...[32]byte) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, key := range keys {
+		if c, ok := h.cache[key]; ok && now.Before(c.expires) {
+			return c.owner, true
+		}
+	}
+	return "", false
+}
+
+func (h *authHook) store(key [32]byte, c cachedOwner, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.cache) >= hookCacheMax {
+		for k, old := range h.cache {
+			if !now.Before(old.expires) {
+				delete(h.cache, k)
+			}
+		}
 		if len(h.cache) >= hookCacheMax {
 			clear(h.cache)
 		}
-		h.cache[key] = cachedOwner{owner: ans.Owner, expires: now.Add(h.ttl)}
-		h.mu.Unlock()
 	}
-	return ans.Owner, nil
+	h.cache[key] = c
 }
 
 // hookMessage is the hook's refusal, for the client: {"message": "..."} or

@@ -23,7 +23,7 @@ import (
 // jwtVerifier checks the Bearer JWT of a request: signature (HS256 with a
 // shared secret, or RS256/ES256 with a public key or a JWKS file), and exp,
 // nbf, aud and iss with a small leeway. exp is required: a token that never
-// expires is a password.
+// expires is a password. sub is required: it is the caller's identity.
 type jwtVerifier struct {
 	parser *jwt.Parser
 	keys   map[string]crypto.PublicKey // by kid; "" when the key has none
@@ -92,6 +92,12 @@ func (v *jwtVerifier) verify(r *http.Request) (*jwtClaims, error) {
 		// The reason (expired, wrong audience...) helps the developer wiring
 		// tokens in and tells an attacker nothing about uploads.
 		return nil, errAuthRequired.withMessage("the Bearer token is not valid: " + jwtReason(err))
+	}
+	// sub is who owns the uploads the token creates and who may use them;
+	// a token without one would create uploads that belong to nobody and
+	// that anyone could then use.
+	if strings.TrimSpace(claims.Subject) == "" {
+		return nil, errAuthRequired.withMessage("the Bearer token has no subject (sub claim): tusproxy needs it to know who owns the upload")
 	}
 	return claims, nil
 }

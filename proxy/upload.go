@@ -60,19 +60,26 @@ func (s *Service) getRecord(w http.ResponseWriter, r *http.Request, id string) (
 	return rec, false
 }
 
-// checkAccess answers 404 itself (and returns false) when auth is configured
-// and the caller does not own the upload. It runs before the upload's lock
-// is taken, so a stranger cannot even interrupt a PATCH in flight; an
-// upload's owner never changes, so reading its record unlocked is safe.
+// checkAccess answers itself (and returns false) when auth is configured
+// and the caller may not use the upload: 401 without a valid token in JWT
+// mode, 404 when the hook refuses or the caller does not own the upload. It
+// runs before the upload's lock is taken, so a stranger cannot even
+// interrupt a PATCH in flight; an upload's owner never changes, so reading
+// its record unlocked is safe.
 func (s *Service) checkAccess(w http.ResponseWriter, r *http.Request, id, op string) bool {
 	if s.jwt == nil && s.hook == nil {
 		return true
+	}
+	claims, err := s.authenticate(r)
+	if err != nil {
+		writeError(w, r, err)
+		return false
 	}
 	rec, ok := s.getRecord(w, r, id)
 	if !ok {
 		return false
 	}
-	if err := s.authorizeAccess(r, op, rec); err != nil {
+	if err := s.authorizeAccess(r, op, claims, rec); err != nil {
 		writeError(w, r, err)
 		return false
 	}

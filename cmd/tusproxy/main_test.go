@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,6 +91,11 @@ func startProxy(t *testing.T, emu *kinescopetest.Server, store, addr string, ext
 		"TUSPROXY_UPSTREAM_CHUNK_SIZE=64KiB",
 		"TUSPROXY_STORE="+storeSpec(store),
 		"TUSPROXY_METRICS_LISTEN=off",
+		// Anonymous, and without anonymous serve's default creation rate:
+		// these tests create more uploads from one address than it allows.
+		// extra may override both (the last value of a variable wins).
+		"TUSPROXY_AUTH=none",
+		"TUSPROXY_CREATE_RATE=0",
 	)
 	p.cmd.Env = append(p.cmd.Env, extra...)
 	p.cmd.Stderr = p.stderr
@@ -372,4 +378,79 @@ func TestDevCommandServesAnUpload(t *testing.T) {
 // its host:port, since a bare host allows only the default port.
 func upstreamHost(emu *kinescopetest.Server) string {
 	return strings.TrimPrefix(emu.URL, "http://")
+}
+
+// serve without an auth hook or JWT key refuses to start, naming the
+// setting that allows anonymous uploads.
+func TestServeWithoutAuthRefusesToStart(t *testing.T) {
+	var stderr bytes.Buffer
+	env := map[string]string{
+		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "TUSPROXY_LISTEN": "127.0.0.1:0",
+		"TUSPROXY_STORE": "memory", "TUSPROXY_METRICS_LISTEN": "off",
+	}
+	// Already cancelled: a serve that starts returns nil at once instead of
+	// serving, so the test ends either way.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := run(ctx, []string{"serve"}, func(k string) string { return env[k] }, io.Discard, &stderr)
+	if err == nil {
+		t.Fatal("serve started with neither an auth hook nor JWT")
+	}
+	for _, want := range []string{"-auth (TUSPROXY_AUTH)", "TUSPROXY_AUTH_HOOK_URL", "TUSPROXY_JWT_SECRET", "TUSPROXY_AUTH=none"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not name %s:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// serve with TUSPROXY_AUTH=none starts, says so, and limits creations per
+// address by default: the 11th creation within a minute gets 429.
+func TestServeAnonymousMode(t *testing.T) {
+	emu, err := kinescopetest.NewServer(kinescopetest.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	// "TUSPROXY_CREATE_RATE=" unsets startProxy's 0: the default applies.
+	p := startProxy(t, emu, filepath.Join(t.TempDir(), "state.db"), "", "TUSPROXY_CREATE_RATE=")
+	waitLogged(t, p, `"auth":"anonymous"`)
+	base := "http://" + p.addr
+	for i := range 10 {
+		resp := tusRequest(t, http.MethodPost, base+"/files/", nil, "Upload-Length", "10")
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("creation %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp := tusRequest(t, http.MethodPost, base+"/files/", nil, "Upload-Length", "10")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("11th creation from one address: %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if n := len(emu.Videos()); n != 10 {
+		t.Errorf("%d Kinescope videos, want 10", n)
+	}
+}
+
+// The start-up line names the auth mode.
+func TestServeLogsAuthMode(t *testing.T) {
+	emu, err := kinescopetest.NewServer(kinescopetest.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	p := startProxy(t, emu, filepath.Join(t.TempDir(), "state.db"), "", "TUSPROXY_AUTH=required",
+		"TUSPROXY_JWT_SECRET=a-shared-secret-of-at-least-32-bytes!!", "TUSPROXY_AUTH_HOOK_URL=http://127.0.0.1:1/auth")
+	waitLogged(t, p, `"auth":"JWT + hook"`)
+}
+
+// waitLogged waits for the process to log want: the start-up line is
+// written just after the listener serves, so /healthz may answer first.
+func waitLogged(t *testing.T, p *proc, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("tusproxy never logged %s:\n%s", want, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -167,7 +167,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 		}
 		serveErr <- srv.Serve(ln)
 	}()
-	attrs := []any{slog.String("addr", ln.Addr().String()), slog.String("version", version), slog.String("config", cfg.String())}
+	// auth says at a glance who may upload: anonymous, auth hook, JWT or
+	// JWT + hook.
+	attrs := []any{slog.String("addr", ln.Addr().String()), slog.String("version", version), slog.String("auth", cfg.AuthMode()),
+		slog.String("config", cfg.String())}
 	if adminAddr != nil {
 		attrs = append(attrs, slog.String("admin_addr", adminAddr.String()))
 	}

@@ -60,7 +60,7 @@ func TestTLSListenerAndHeaderCap(t *testing.T) {
 	addr := freeAddr(t)
 	env := map[string]string{
 		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "KINESCOPE_INIT_URL": emu.InitURL,
-		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": upstreamHost(emu), "TUSPROXY_STORE": "memory",
+		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": upstreamHost(emu), "TUSPROXY_STORE": "memory", "TUSPROXY_AUTH": "none",
 		"TUSPROXY_TLS_CERT_FILE": certFile, "TUSPROXY_TLS_KEY_FILE": keyFile, "TUSPROXY_MAX_HEADER_BYTES": "4KiB",
 		"TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off",
 	}
@@ -121,7 +121,7 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	addr := freeAddr(t)
 	env := map[string]string{
 		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "KINESCOPE_INIT_URL": emu.InitURL,
-		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": upstreamHost(emu), "TUSPROXY_STORE": "memory",
+		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": upstreamHost(emu), "TUSPROXY_STORE": "memory", "TUSPROXY_AUTH": "none",
 		"TUSPROXY_READ_HEADER_TIMEOUT": "300ms", "TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off",
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -117,6 +117,11 @@ export async function startProxy(ctx, emu, env = {}) {
     TUSPROXY_METRICS_LISTEN: 'off',
     TUSPROXY_LOG_FORMAT: 'json',
     TUSPROXY_SHUTDOWN_TIMEOUT: '2s',
+    // serve needs its auth mode chosen; the tests upload anonymously and
+    // create more uploads from one address than anonymous serve's default
+    // rate allows.
+    TUSPROXY_AUTH: 'none',
+    TUSPROXY_CREATE_RATE: '0',
     ...env,
   });
   const listening = await proc.waitForLine('stderr', 'its "tusproxy listening" log line', (line) => {
