@@ -104,8 +104,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 // endWindow closes the minimum rate's current window: a body that delivered
-// less than minRate a second over it is stopped; any other begins the next
-// window. It is checked as Reads begin, so between bytes: a client that
+// less than minRate a second over it is interrupted (so net/http does not
+// wait for the rest of it either); any other begins the next window. It is checked as Reads begin, so between bytes: a client that
 // sends nothing at all is the idle timeout's. The first Read opens the first
 // window, so what comes before the body is read (the upload's lock, the
 // upstream's dial) never counts against the client. Time the upstream takes
@@ -115,7 +115,7 @@ func (b *bodyReader) endWindow(now time.Time) {
 	read := b.info.bytesIn.Load()
 	if !b.windowStart.IsZero() {
 		if elapsed := now.Sub(b.windowStart); float64(read-b.windowFrom) < float64(b.minRate)*elapsed.Seconds() {
-			b.stop.CompareAndSwap(nil, errClientTooSlow)
+			b.interrupt(errClientTooSlow)
 			return
 		}
 	}
@@ -147,17 +147,19 @@ func (b *bodyReader) failure() *Error {
 
 // boundBodies keeps request bodies from holding connections. When a handler
 // returns without reading its body to the end, net/http reads up to 256 KiB
-// more of it to reuse the connection, with no deadline of its own: a client
-// that announces a Content-Length and never sends the body would hold a
-// connection and a goroutine forever (issue 11: 2000 of them on GET
-// /healthz). So once the handler returns, a body not read to its end gets a
-// read deadline of now: what has already arrived is drained, nothing more
-// is waited for, and the connection is closed if more was announced. A
-// method that takes no body (anything but POST and PATCH) also gets
-// Connection: close up front, so its body is not drained at all, even when
-// a long answer is flushed before the handler returns. The bodies handlers
-// read are bounded where they are read: upload bodies by bodyReader (idle
-// timeout, minimum rate), the seed's JSON by readSeedRequest.
+// more of it to reuse the connection, under no deadline of its own: a
+// client that announces a Content-Length and never sends the body would
+// hold a connection and a goroutine forever (issue 11: 2000 of them on GET
+// /healthz). So every body is read under the body idle timeout:
+//
+//   - POST and PATCH get a read deadline of now + the idle timeout before
+//     the handler runs. A handler that reads the body moves it as it reads
+//     (bodyReader, readSeedRequest); one that answers without reading leaves
+//     it, so what net/http drains afterwards is bounded by it. Reaching the
+//     body's end clears it (net/http then watches for the client leaving).
+//   - Other methods take no body: it is not drained at all. They answer with
+//     Connection: close, and once the handler returns the read deadline is
+//     now, so net/http waits for nothing.
 func (s *Service) boundBodies(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength == 0 || r.ProtoMajor != 1 {
@@ -166,31 +168,14 @@ func (s *Service) boundBodies(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if r.Method != http.MethodPost && r.Method != http.MethodPatch {
-			w.Header().Set("Connection", "close")
+		rc := http.NewResponseController(w)
+		if r.Method == http.MethodPost || r.Method == http.MethodPatch {
+			_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyIdleTimeout))
+			next.ServeHTTP(w, r)
+			return
 		}
-		body := &bodyEnd{ReadCloser: r.Body}
-		r.Body = body
-		defer func() {
-			if !body.ended.Load() {
-				_ = http.NewResponseController(w).SetReadDeadline(time.Now())
-			}
-		}()
+		w.Header().Set("Connection", "close")
+		defer func() { _ = rc.SetReadDeadline(time.Now()) }()
 		next.ServeHTTP(w, r)
 	})
-}
-
-// bodyEnd notes whether a request body was read to its end. The note is
-// atomic: an upload body is read on the HTTP transport's goroutine.
-type bodyEnd struct {
-	io.ReadCloser
-	ended atomic.Bool
-}
-
-func (b *bodyEnd) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.ended.Store(true)
-	}
-	return n, err
 }

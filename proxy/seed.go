@@ -90,8 +90,8 @@ func (s *Service) readSeedRequest(w http.ResponseWriter, r *http.Request) (seedR
 		return req, errSeedTooLarge
 	}
 	// Reaching the body's end clears this deadline (net/http then watches
-	// the connection for the client going away); boundBodies ends the
-	// connection of a body that did not end.
+	// the connection for the client going away); short of it, the deadline
+	// also bounds what net/http drains after the answer (see boundBodies).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyIdleTimeout))
 	raw, err := io.ReadAll(io.LimitReader(r.Body, seedBodyMax+1))
 	switch {
