@@ -28,8 +28,8 @@ type bodyReader struct {
 	total *atomic.Int64 // bytes read from every client (a metric)
 
 	// A body that delivers less than minRate bytes a second over a window
-	// is stopped (errClientTooSlow), as interrupt would: the caller records
-	// what the upstream kept and the client resumes. Off when minRate is 0.
+	// is interrupted with errClientTooSlow: the caller records what the
+	// upstream kept and the client resumes. Off when minRate is 0.
 	minRate     int64
 	window      time.Duration
 	windowStart time.Time // zero until the first Read
@@ -105,12 +105,13 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 // endWindow closes the minimum rate's current window: a body that delivered
 // less than minRate a second over it is interrupted (so net/http does not
-// wait for the rest of it either); any other begins the next window. It is checked as Reads begin, so between bytes: a client that
-// sends nothing at all is the idle timeout's. The first Read opens the first
-// window, so what comes before the body is read (the upload's lock, the
-// upstream's dial) never counts against the client. Time the upstream takes
-// to accept bytes does count: Kinescope taking less than the minimum rate is
-// an outage, and the client resumes all the same.
+// wait for the rest of it either); any other begins the next window. It runs
+// as a Read begins, so between bytes: a client that sends nothing at all is
+// the idle timeout's to cut. The first Read opens the first window, so what
+// comes before the body is read (the upload's lock, the upstream's dial)
+// never counts against the client. Time the upstream takes to accept bytes
+// does count: Kinescope taking less than the minimum rate is an outage, and
+// the client resumes all the same.
 func (b *bodyReader) endWindow(now time.Time) {
 	read := b.info.bytesIn.Load()
 	if !b.windowStart.IsZero() {

@@ -153,10 +153,11 @@ func TestSeedJSONBodyIsBounded(t *testing.T) {
 	}
 }
 
-// dribble sends a PATCH of body from the address of dialer, one byte at a
-// time every gap, until tusproxy answers; it returns the answer and how
-// many bytes it wrote.
-func dribble(t *testing.T, dialer *net.Dialer, uploadURL string, body []byte, gap time.Duration) (*http.Response, []byte, int) {
+// dribble sends a PATCH of body from the address of dialer one byte at a
+// time, every 5ms (200 bytes a second) until slow is closed and every 250ms
+// (4 bytes a second) after, until tusproxy answers; it returns the answer
+// and how many bytes it wrote.
+func dribble(t *testing.T, dialer *net.Dialer, uploadURL string, body []byte, slow <-chan struct{}) (*http.Response, []byte, int) {
 	t.Helper()
 	u, _ := url.Parse(uploadURL)
 	conn, err := dialer.Dial("tcp", u.Host)
@@ -177,6 +178,12 @@ func dribble(t *testing.T, dialer *net.Dialer, uploadURL string, body []byte, ga
 				return
 			}
 			n++
+			gap := 5 * time.Millisecond
+			select {
+			case <-slow:
+				gap = 250 * time.Millisecond
+			default:
+			}
 			select {
 			case <-answered:
 				return
@@ -201,12 +208,14 @@ func dribble(t *testing.T, dialer *net.Dialer, uploadURL string, body []byte, ga
 // in-flight slots, each of its PATCHes is cut with 408 once it falls below
 // the minimum rate, and exactly the bytes it sent are kept for it to resume
 // (issue 11: six such PATCHes held every slot and everyone else got 503).
+// The dribblers keep above the rate until the other address has uploaded,
+// so they are surely in flight meanwhile, then drop to 4 bytes a second.
 func TestDribblingClientIsCutAndOthersStillUpload(t *testing.T) {
 	e := newEnv(t, map[string]string{
 		"TUSPROXY_MAX_PATCHES_PER_IP":   "2",
 		"TUSPROXY_MAX_INFLIGHT":         "3",
-		"TUSPROXY_MIN_BODY_RATE":        "1KiB",
-		"TUSPROXY_MIN_BODY_RATE_WINDOW": "1s",
+		"TUSPROXY_MIN_BODY_RATE":        "50",
+		"TUSPROXY_MIN_BODY_RATE_WINDOW": "2s",
 	})
 	attacker := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
 	other := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
@@ -216,8 +225,9 @@ func TestDribblingClientIsCutAndOthersStillUpload(t *testing.T) {
 		conn.Close()
 	}
 
-	data := randomBytes(t, 1000)
-	uploads := []string{e.create(1000, ""), e.create(1000, "")}
+	data := randomBytes(t, 100_000)
+	uploads := []string{e.create(100_000, ""), e.create(100_000, "")}
+	slow := make(chan struct{})
 	type result struct {
 		resp    *http.Response
 		answer  []byte
@@ -229,7 +239,7 @@ func TestDribblingClientIsCutAndOthersStillUpload(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, answer, n := dribble(t, attacker, loc, data, 200*time.Millisecond)
+			resp, answer, n := dribble(t, attacker, loc, data, slow)
 			results[i] = result{resp, answer, n}
 		}()
 	}
@@ -237,7 +247,7 @@ func TestDribblingClientIsCutAndOthersStillUpload(t *testing.T) {
 		waitUpstreamOffset(t, e, loc, 1) // both dribbling PATCHes are in flight
 	}
 	// The attacker's address is at its cap; another address still uploads.
-	third := e.create(1000, "")
+	third := e.create(100_000, "")
 	if resp := e.patch(third, 0, data); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("a third PATCH from the dribbling address: %d, want 429", resp.StatusCode)
 	}
@@ -258,6 +268,7 @@ func TestDribblingClientIsCutAndOthersStillUpload(t *testing.T) {
 	}
 	e.checkUpstream(e.video(third).ID, data)
 
+	close(slow)
 	wg.Wait()
 	for i, loc := range uploads {
 		r := results[i]
