@@ -160,14 +160,22 @@ func TestSeedJSONBodyIsBounded(t *testing.T) {
 func dribble(t *testing.T, dialer *net.Dialer, uploadURL string, body []byte, slow <-chan struct{}) (*http.Response, []byte, int) {
 	t.Helper()
 	u, _ := url.Parse(uploadURL)
-	conn, err := dialer.Dial("tcp", u.Host)
+	head := fmt.Sprintf("PATCH %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", u.Path, u.Host, len(body))
+	return dribbleRequest(t, dialer, u.Host, head, body, slow)
+}
+
+// dribbleRequest is dribble for any request: head is its request line and
+// headers, body the bytes dribbled after it.
+func dribbleRequest(t *testing.T, dialer *net.Dialer, addr, head string, body []byte, slow <-chan struct{}) (*http.Response, []byte, int) {
+	t.Helper()
+	conn, err := dialer.Dial("tcp", addr)
 	if err != nil {
 		t.Error(err)
 		return nil, nil, 0
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"+
-		"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", u.Path, u.Host, len(body))
+	io.WriteString(conn, head)
 	answered := make(chan struct{})
 	written := make(chan int, 1)
 	go func() {
@@ -293,4 +301,40 @@ func TestDribblingClientIsCutAndOthersStillUpload(t *testing.T) {
 		}
 		e.checkUpstream(v.ID, data)
 	}
+}
+
+// TestDribblingCreationWithUploadIsCut: the minimum rate applies to a
+// creation's body too. As for any creation whose body is cut, the answer is
+// 201 with the offset the upstream kept (a failed creation would make
+// tus-js-client create another upload, and another Kinescope video), and the
+// client resumes from it with PATCH.
+func TestDribblingCreationWithUploadIsCut(t *testing.T) {
+	e := newEnv(t, map[string]string{
+		"TUSPROXY_MIN_BODY_RATE":        "50",
+		"TUSPROXY_MIN_BODY_RATE_WINDOW": "1s",
+	})
+	data := randomBytes(t, 10_000)
+	u, _ := url.Parse(e.base)
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Length: %d\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", u.Path, u.Host, len(data), len(data))
+	slow := make(chan struct{})
+	close(slow)
+	resp, answer, written := dribbleRequest(t, &net.Dialer{}, u.Host, head, data, slow)
+	if resp == nil {
+		return
+	}
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("dribbling creation: %d %s, want 201", resp.StatusCode, answer)
+	}
+	loc := resp.Header.Get("Location")
+	offset := atoi(t, resp.Header.Get("Upload-Offset"))
+	v := e.video(loc)
+	if offset != v.Offset || offset == 0 || offset > int64(written) || offset == int64(len(data)) {
+		t.Fatalf("201 with Upload-Offset %d, upstream holds %d, the client wrote %d of %d", offset, v.Offset, written, len(data))
+	}
+	e.checkUpstream(v.ID, data[:offset])
+	if resp := e.patch(loc, offset, data[offset:]); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("resuming at %d: %d", offset, resp.StatusCode)
+	}
+	e.checkUpstream(v.ID, data)
 }
