@@ -275,6 +275,9 @@ func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, 
 		// uploads from one address. -env may override both.
 		"TUSPROXY_AUTH=none",
 		"TUSPROXY_CREATE_RATE=0",
+		// Every bench client is 127.0.0.1: the per-address PATCH cap (64 by
+		// default) would answer most of the concurrent workload 429.
+		"TUSPROXY_MAX_PATCHES_PER_IP=0",
 	}
 	c, stdout, err := startChild("tusproxy", bin, []string{"serve"}, append(env, extraEnv...))
 	if err != nil {

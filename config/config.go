@@ -78,6 +78,19 @@ type Config struct {
 	// whose next bytes take longer than this to arrive; whole uploads may
 	// take hours, so only silence is bounded. Must be > 0. Default 60s.
 	BodyIdleTimeout time.Duration
+	// MinBodyRate is the slowest an upload body (a PATCH, or a creation with
+	// data) may arrive, in bytes per second averaged over MinBodyRateWindow:
+	// slower, it is cut with 408 once the bytes that did arrive are recorded,
+	// so the client resumes from HEAD. Without it one client dribbling a byte
+	// a second holds a MaxInFlight slot for as long as it likes. 0 disables
+	// it. Must be >= 0. Default 256 (2 kbit/s): a quarter of the slowest GPRS
+	// uplink (one timeslot, ~9 kbit/s), so a phone on a poor mobile link that
+	// is stalled for most of a minute still passes.
+	MinBodyRate int64
+	// MinBodyRateWindow is the window MinBodyRate is averaged over, measured
+	// from a body's first read. Must be at least 1s when MinBodyRate is on.
+	// Default 60s: a handover or a tunnel does not cut a phone.
+	MinBodyRateWindow time.Duration
 	// BasePath is the URL path the tus handler is mounted at; it always
 	// starts and ends with "/" (Load adds missing slashes). Default "/files/".
 	BasePath string
@@ -212,7 +225,11 @@ type Config struct {
 	// explicit value, 0 included, always wins. dev: 0.
 	CreateRate int
 	// MaxPatchesPerIP is how many PATCH requests one client IP may have in
-	// flight at once; 0 means unlimited. Must be >= 0. Default 0.
+	// flight at once; 0 means unlimited. Must be >= 0. Default 64: an office
+	// behind one NAT address, dozens of people each uploading a file or two
+	// (tus-js-client sends one PATCH per upload at a time), fits under it,
+	// while one address holds at most a sixteenth of the default MaxInFlight
+	// (1000) and cannot starve everyone else.
 	MaxPatchesPerIP int
 	// MaxInFlight is how many uploads may have a PATCH in flight at once in
 	// the whole process, which bounds the upstream connections and buffers

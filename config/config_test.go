@@ -80,12 +80,15 @@ func TestDefaults(t *testing.T) {
 				ReadHeaderTimeout:   10 * time.Second,
 				MaxHeaderBytes:      64 << 10,
 				BodyIdleTimeout:     time.Minute,
+				MinBodyRate:         256,
+				MinBodyRateWindow:   time.Minute,
 				UpstreamIdleTimeout: time.Minute,
 				Auth:                "optional",
 				AuthHookTimeout:     5 * time.Second,
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
 				CreateRate:          config.AnonymousCreateRate,
+				MaxPatchesPerIP:     64,
 				MaxInFlight:         1000,
 				MaxMetadataBytes:    4 << 10,
 				MetricsListen:       "127.0.0.1:9090",
@@ -118,11 +121,14 @@ func TestDefaults(t *testing.T) {
 				ReadHeaderTimeout:   10 * time.Second,
 				MaxHeaderBytes:      64 << 10,
 				BodyIdleTimeout:     time.Minute,
+				MinBodyRate:         256,
+				MinBodyRateWindow:   time.Minute,
 				UpstreamIdleTimeout: time.Minute,
 				Auth:                "optional",
 				AuthHookTimeout:     5 * time.Second,
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
+				MaxPatchesPerIP:     64,
 				MaxInFlight:         1000,
 				MaxMetadataBytes:    4 << 10,
 				MetricsListen:       "127.0.0.1:9090",
@@ -231,6 +237,8 @@ var everySetting = []struct{ flag, env, value string }{
 	{"read-header-timeout", "TUSPROXY_READ_HEADER_TIMEOUT", "3s"},
 	{"max-header-bytes", "TUSPROXY_MAX_HEADER_BYTES", "16 KiB"},
 	{"body-idle-timeout", "TUSPROXY_BODY_IDLE_TIMEOUT", "2m"},
+	{"min-body-rate", "TUSPROXY_MIN_BODY_RATE", "1KiB"},
+	{"min-body-rate-window", "TUSPROXY_MIN_BODY_RATE_WINDOW", "30s"},
 	{"upstream-idle-timeout", "TUSPROXY_UPSTREAM_IDLE_TIMEOUT", "45s"},
 	{"upstream-ca-file", "TUSPROXY_UPSTREAM_CA_FILE", "/nonexistent/ca.pem"},
 	{"auth", "TUSPROXY_AUTH", "required"},
@@ -288,6 +296,8 @@ var everySettingWant = config.Config{
 	ReadHeaderTimeout:   3 * time.Second,
 	MaxHeaderBytes:      16 << 10,
 	BodyIdleTimeout:     2 * time.Minute,
+	MinBodyRate:         1 << 10,
+	MinBodyRateWindow:   30 * time.Second,
 	UpstreamIdleTimeout: 45 * time.Second,
 	UpstreamCAFile:      "/nonexistent/ca.pem",
 	Auth:                "required",
@@ -576,6 +586,10 @@ var badValues = []struct {
 		"-max-header-bytes (TUSPROXY_MAX_HEADER_BYTES): is 1KiB; must be from 4KiB to 16MiB"},
 	{"body-idle-timeout", "TUSPROXY_BODY_IDLE_TIMEOUT", "never",
 		`-body-idle-timeout (TUSPROXY_BODY_IDLE_TIMEOUT): "never" is not a duration (like 90s, 15m or 24h)`},
+	{"min-body-rate", "TUSPROXY_MIN_BODY_RATE", "slow",
+		`-min-body-rate (TUSPROXY_MIN_BODY_RATE): "slow" is not a size (use bytes, or a whole number with KiB, MiB, GiB, TiB, KB, MB, GB or TB)`},
+	{"min-body-rate-window", "TUSPROXY_MIN_BODY_RATE_WINDOW", "500ms",
+		"-min-body-rate-window (TUSPROXY_MIN_BODY_RATE_WINDOW): is 500ms; must be at least 1s (a shorter window cuts clients for a network hiccup)"},
 	{"upstream-idle-timeout", "TUSPROXY_UPSTREAM_IDLE_TIMEOUT", "0",
 		"-upstream-idle-timeout (TUSPROXY_UPSTREAM_IDLE_TIMEOUT): is 0s; must be more than 0"},
 	{"auth-hook-url", "TUSPROXY_AUTH_HOOK_URL", "auth.example.com/tus?key=" + secretToken,
@@ -1202,5 +1216,26 @@ func TestServeRequiresAuth(t *testing.T) {
 				t.Errorf("a loaded config does not validate: %v", err)
 			}
 		})
+	}
+}
+
+// TestSlowClientLimitsOnByDefault: serve caps the PATCHes one address may
+// hold and cuts bodies that dribble, without being configured to (issue
+// 11: one address dribbling 1 byte/s held every in-flight slot).
+func TestSlowClientLimitsOnByDefault(t *testing.T) {
+	for _, cmd := range []config.Command{config.CommandServe, config.CommandDev} {
+		c, err := config.Load(cmd, nil, envOf(serveEnv()), io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		if c.MaxPatchesPerIP <= 0 || c.MaxPatchesPerIP >= c.MaxInFlight {
+			t.Errorf("%s: MaxPatchesPerIP = %d, want a cap above 0 and below MaxInFlight (%d)", cmd, c.MaxPatchesPerIP, c.MaxInFlight)
+		}
+		if c.MinBodyRate <= 0 || c.MinBodyRateWindow < time.Second {
+			t.Errorf("%s: MinBodyRate = %d over %s, want a rate above 0 over at least 1s", cmd, c.MinBodyRate, c.MinBodyRateWindow)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: defaults do not validate: %v", cmd, err)
+		}
 	}
 }

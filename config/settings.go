@@ -31,6 +31,8 @@ var (
 	nameReadHeaderTimeout = name{"read-header-timeout", "TUSPROXY_READ_HEADER_TIMEOUT"}
 	nameMaxHeaderBytes    = name{"max-header-bytes", "TUSPROXY_MAX_HEADER_BYTES"}
 	nameBodyIdleTimeout   = name{"body-idle-timeout", "TUSPROXY_BODY_IDLE_TIMEOUT"}
+	nameMinBodyRate       = name{"min-body-rate", "TUSPROXY_MIN_BODY_RATE"}
+	nameMinBodyRateWindow = name{"min-body-rate-window", "TUSPROXY_MIN_BODY_RATE_WINDOW"}
 	nameBasePath          = name{"base-path", "TUSPROXY_BASE_PATH"}
 	namePublicURL         = name{"public-url", "TUSPROXY_PUBLIC_URL"}
 	nameTrustedProxies    = name{"trusted-proxies", "TUSPROXY_TRUSTED_PROXIES"}
@@ -214,6 +216,13 @@ var allSettings = []*setting{
 		func(c *Config) *int64 { return &c.MaxHeaderBytes }),
 	durationSetting(nameBodyIdleTimeout, forProxy, "a request body read that waits longer than this for bytes is cut", "60s",
 		func(c *Config) *time.Duration { return &c.BodyIdleTimeout }),
+	sizeSetting(nameMinBodyRate, "slowest upload body accepted, in bytes per second averaged over -min-body-rate-window "+
+		"(408 below it, the bytes received kept); 0 = off. The default, 2 kbit/s, is a quarter of the slowest GPRS uplink, "+
+		"so a phone on a poor mobile link is never cut", "256",
+		func(c *Config) *int64 { return &c.MinBodyRate }),
+	durationSetting(nameMinBodyRateWindow, forProxy, "the window -min-body-rate is averaged over; long enough to ride out "+
+		"a mobile handover or a tunnel", "60s",
+		func(c *Config) *time.Duration { return &c.MinBodyRateWindow }),
 	{
 		name: nameBasePath, arg: "path", used: forProxy,
 		help:     "URL path of the tus endpoint; slashes are added at both ends",
@@ -465,7 +474,10 @@ var allSettings = []*setting{
 		}
 		return ""
 	}),
-	countSetting(nameMaxPatchesPerIP, "PATCH requests one client IP may have in flight at once; 0 = unlimited", "0",
+	countSetting(nameMaxPatchesPerIP, "PATCH requests one client IP may have in flight at once (429 above); 0 = unlimited. "+
+		"The default, 64, lets an office of dozens of people behind one NAT address upload at once, while one address "+
+		"holds at most a sixteenth of the default -max-inflight", "64",
+
 		func(c *Config) *int { return &c.MaxPatchesPerIP }),
 	countSetting(nameMaxInFlight, "uploads with a PATCH in flight at once in the whole process; 0 = unlimited", "1000",
 		func(c *Config) *int { return &c.MaxInFlight }),

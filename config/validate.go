@@ -159,6 +159,12 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 	positive(nameShutdownTimeout, c.ShutdownTimeout)
 	positive(nameReadHeaderTimeout, c.ReadHeaderTimeout)
 	positive(nameBodyIdleTimeout, c.BodyIdleTimeout)
+	if c.MinBodyRate < 0 {
+		add(nameMinBodyRate, "is %d; must not be negative (0 turns it off)", c.MinBodyRate)
+	}
+	if c.MinBodyRate > 0 && c.MinBodyRateWindow < time.Second {
+		add(nameMinBodyRateWindow, "is %s; must be at least 1s (a shorter window cuts clients for a network hiccup)", c.MinBodyRateWindow)
+	}
 	if c.MaxHeaderBytes < minMaxHeaderBytes || c.MaxHeaderBytes > maxMaxHeaderBytes {
 		add(nameMaxHeaderBytes, "is %s; must be from 4KiB to 16MiB", formatSize(c.MaxHeaderBytes))
 	}

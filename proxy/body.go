@@ -27,6 +27,14 @@ type bodyReader struct {
 
 	total *atomic.Int64 // bytes read from every client (a metric)
 
+	// A body that delivers less than minRate bytes a second over a window
+	// is interrupted with errClientTooSlow: the caller records what the
+	// upstream kept and the client resumes. Off when minRate is 0.
+	minRate     int64
+	window      time.Duration
+	windowStart time.Time // zero until the first Read
+	windowFrom  int64     // bytes read when the window began
+
 	stop atomic.Pointer[Error] // why the service stopped reading, if it did
 
 	mu  sync.Mutex
@@ -39,7 +47,8 @@ func (s *Service) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyRea
 		info = &requestInfo{} // outside the logging middleware: count all the same
 	}
 	return &bodyReader{src: r.Body, rc: http.NewResponseController(w), info: info,
-		idle: s.cfg.BodyIdleTimeout, total: &s.metrics.received}
+		idle: s.cfg.BodyIdleTimeout, total: &s.metrics.received,
+		minRate: s.cfg.MinBodyRate, window: s.cfg.MinBodyRateWindow}
 }
 
 // bytesRead counts the bytes read from this body so far. It is the request's
@@ -60,11 +69,15 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	// then a deadline in the past, so one of the two always wins over this.
 	// Read is never called concurrently (the transport's goroutine, or the
 	// caller's once the transport is done with the body).
-	if b.idle > 0 {
-		if now := time.Now(); b.deadline.Sub(now) < b.idle {
-			b.deadline = now.Add(b.idle + b.idle/idleSlack)
-			_ = b.rc.SetReadDeadline(b.deadline)
-		}
+	now := time.Now()
+	if b.idle > 0 && b.deadline.Sub(now) < b.idle {
+		b.deadline = now.Add(b.idle + b.idle/idleSlack)
+		_ = b.rc.SetReadDeadline(b.deadline)
+	}
+	// The rate costs one comparison per Read, and a little more once per
+	// window.
+	if b.minRate > 0 && now.Sub(b.windowStart) >= b.window {
+		b.endWindow(now)
 	}
 	if stop := b.stop.Load(); stop != nil {
 		return 0, stop
@@ -90,6 +103,26 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// endWindow closes the minimum rate's current window: a body that delivered
+// less than minRate a second over it is interrupted (so net/http does not
+// wait for the rest of it either); any other begins the next window. It runs
+// as a Read begins, so between bytes: a client that sends nothing at all is
+// the idle timeout's to cut. The first Read opens the first window, so what
+// comes before the body is read (the upload's lock, the upstream's dial)
+// never counts against the client. Time the upstream takes to accept bytes
+// does count: Kinescope taking less than the minimum rate is an outage, and
+// the client resumes all the same.
+func (b *bodyReader) endWindow(now time.Time) {
+	read := b.info.bytesIn.Load()
+	if !b.windowStart.IsZero() {
+		if elapsed := now.Sub(b.windowStart); float64(read-b.windowFrom) < float64(b.minRate)*elapsed.Seconds() {
+			b.interrupt(errClientTooSlow)
+			return
+		}
+	}
+	b.windowStart, b.windowFrom = now, read
+}
+
 // interrupt stops the body: the next Read fails with reason, and a Read
 // blocked on a silent client returns at once (tusd does the same with a read
 // deadline in the past).
@@ -111,4 +144,39 @@ func (b *bodyReader) failure() *Error {
 		return errClientGone
 	}
 	return nil
+}
+
+// boundBodies keeps request bodies from holding connections. When a handler
+// returns without reading its body to the end, net/http reads up to 256 KiB
+// more of it to reuse the connection, under no deadline of its own: a
+// client that announces a Content-Length and never sends the body would
+// hold a connection and a goroutine forever (issue 11: 2000 of them on GET
+// /healthz). So every body is read under the body idle timeout:
+//
+//   - POST and PATCH get a read deadline of now + the idle timeout before
+//     the handler runs. A handler that reads the body moves it as it reads
+//     (bodyReader, readSeedRequest); one that answers without reading leaves
+//     it, so what net/http drains afterwards is bounded by it. Reaching the
+//     body's end clears it (net/http then watches for the client leaving).
+//   - Other methods take no body: it is not drained at all. They answer with
+//     Connection: close, and once the handler returns the read deadline is
+//     now, so net/http waits for nothing.
+func (s *Service) boundBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength == 0 || r.ProtoMajor != 1 {
+			// No body; or HTTP/2, where an unread body is reset with its
+			// stream alone (and Connection: close would end every stream).
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		if r.Method == http.MethodPost || r.Method == http.MethodPatch {
+			_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyIdleTimeout))
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Connection", "close")
+		defer func() { _ = rc.SetReadDeadline(time.Now()) }()
+		next.ServeHTTP(w, r)
+	})
 }

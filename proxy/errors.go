@@ -83,6 +83,11 @@ var (
 	errTooManyPatches  = &Error{http.StatusTooManyRequests, "too_many_patches", "too many uploads in progress from this address; retry later", time.Second}
 	errBusy            = &Error{http.StatusServiceUnavailable, "busy", "tusproxy has too many uploads in progress; retry later", defaultRetryAfter}
 	errClientStalled   = newError(http.StatusRequestTimeout, "client_stalled", "no body bytes arrived for too long; send HEAD and resume")
+	errClientTooSlow   = newError(http.StatusRequestTimeout, "client_too_slow",
+		"the body arrived slower than this server's minimum rate; send HEAD and resume from its Upload-Offset")
+	errBodyTimeout  = newError(http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time")
+	errSeedTooLarge = newError(http.StatusRequestEntityTooLarge, "request_too_large",
+		"the JSON body is larger than 8 KiB; send only filename, filesize, title and description")
 
 	errStateUnavailable = &Error{http.StatusServiceUnavailable, "state_unavailable", "tusproxy cannot reach its state store; retry shortly", 2 * time.Second}
 	errInternal         = newError(http.StatusInternalServerError, "internal_error", "internal error")

@@ -33,7 +33,7 @@ import (
 func (s *Service) routes() http.Handler {
 	base := s.cfg.BasePath // starts and ends with "/"
 	r := chi.NewRouter()
-	r.Use(s.logRequests, s.recoverPanics, s.crossOrigin, s.methodOverride)
+	r.Use(s.boundBodies, s.logRequests, s.recoverPanics, s.crossOrigin, s.methodOverride)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethodNotAllowed) })
 
@@ -98,6 +98,7 @@ func (s *Service) sitePages(r chi.Router) {
 //	GET /debug/pprof/...   Go profiles, only with TUSPROXY_PPROF
 func (s *Service) AdminHandler(gatherer prometheus.Gatherer) http.Handler {
 	r := chi.NewRouter()
+	r.Use(s.boundBodies)
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelError),

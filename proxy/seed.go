@@ -2,10 +2,14 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
@@ -32,10 +36,9 @@ func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	var c creation
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
-		var req seedRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, r, errBadRequestBody.withMessage("the request body is not valid JSON: expected {\"filename\", \"filesize\", \"title\", \"description\"}"))
+		req, err := s.readSeedRequest(w, r)
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
 		if err := s.checkLength(req.Filesize); err != nil {
@@ -69,6 +72,40 @@ func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", up.Endpoint)
 	w.WriteHeader(http.StatusCreated)
+}
+
+// seedBodyMax bounds the seed flow's JSON body: a file name, a size, a
+// title (Kinescope caps titles at 140 characters) and a description. 8 KiB
+// holds a long description in any script, while a client cannot make
+// tusproxy buffer more (errSeedTooLarge says 8 KiB too).
+const seedBodyMax = 8 << 10
+
+// readSeedRequest reads the seed flow's JSON body, bounded in size (413
+// above seedBodyMax) and in time: all of it must arrive within the body
+// idle timeout. It is a few hundred bytes, so a client that takes longer is
+// holding the connection, not sending.
+func (s *Service) readSeedRequest(w http.ResponseWriter, r *http.Request) (seedRequest, error) {
+	var req seedRequest
+	if r.ContentLength > seedBodyMax {
+		return req, errSeedTooLarge
+	}
+	// Reaching the body's end clears this deadline (net/http then watches
+	// the connection for the client going away); short of it, the deadline
+	// also bounds what net/http drains after the answer (see boundBodies).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyIdleTimeout))
+	raw, err := io.ReadAll(io.LimitReader(r.Body, seedBodyMax+1))
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return req, errBodyTimeout
+	case err != nil:
+		return req, errClientGone
+	case len(raw) > seedBodyMax:
+		return req, errSeedTooLarge
+	}
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return req, errBadRequestBody.withMessage("the request body is not valid JSON: expected {\"filename\", \"filesize\", \"title\", \"description\"}")
+	}
+	return req, nil
 }
 
 // wantsJSON reports whether the client asked for a JSON answer.

@@ -89,7 +89,9 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // newServer is the http.Server every listener of tusproxy uses. Headers
 // must arrive within the read-header timeout and fit the header cap (431
 // above it). ReadTimeout and WriteTimeout stay 0: an upload body may stream
-// for hours; a body that stalls is cut per read by the proxy's idle timeout.
+// for hours. The proxy bounds every request body itself with read deadlines:
+// per read (the body idle timeout and minimum rate), and for bodies its
+// handlers do not read (proxy's boundBodies).
 func newServer(h http.Handler, logger *slog.Logger, readHeaderTimeout time.Duration, maxHeaderBytes int64) *http.Server {
 	return &http.Server{
 		Handler:           h,
