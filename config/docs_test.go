@@ -120,3 +120,52 @@ func TestContainersSetTheAdminAddress(t *testing.T) {
 		}
 	}
 }
+
+// securityTest is one "path: TestA, TestB" entry of SECURITY.md's attack table.
+var securityTest = regexp.MustCompile(`^([\w./-]+_test\.go): (Test\w+(?:, Test\w+)*)$`)
+
+// TestSecurityTableNamesRealTests keeps SECURITY.md honest: every attack in
+// its table names at least one test, and each test it names exists, in the
+// file it names, so a renamed or deleted test cannot leave a claim unbacked.
+func TestSecurityTableNamesRealTests(t *testing.T) {
+	raw, err := os.ReadFile("../SECURITY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, found := strings.Cut(string(raw), "### Attacks, defences and the tests that show them")
+	if !found {
+		t.Fatal("SECURITY.md has no attack table")
+	}
+	rows := 0
+	for line := range strings.SplitSeq(table, "\n") {
+		if !strings.HasPrefix(line, "| ") || strings.HasPrefix(line, "| attack |") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) != 3 {
+			t.Errorf("row has %d cells, want attack | defence | tests: %s", len(cells), line)
+			continue
+		}
+		rows++
+		for entry := range strings.SplitSeq(cells[2], "; ") {
+			m := securityTest.FindStringSubmatch(entry)
+			if m == nil {
+				t.Errorf("%q is not \"path_test.go: TestName, ...\" (row %q)", entry, cells[0])
+				continue
+			}
+			src, err := os.ReadFile(filepath.Join("..", m[1]))
+			if err != nil {
+				t.Errorf("row %q names %s: %v", cells[0], m[1], err)
+				continue
+			}
+			for name := range strings.SplitSeq(m[2], ", ") {
+				if !strings.Contains(string(src), "func "+name+"(") {
+					t.Errorf("row %q names %s in %s, which has no such test", cells[0], name, m[1])
+				}
+			}
+		}
+	}
+	if rows < 20 {
+		t.Errorf("SECURITY.md's attack table has %d rows; the tests found fewer than the attacks it lists", rows)
+	}
+}
