@@ -591,7 +591,7 @@ func (r *recordingRegisterer) info(name string) *metricInfo {
 // does and returns every metric name on it.
 func registeredMetrics(t *testing.T) map[string]*metricInfo {
 	t.Helper()
-	env := map[string]string{"KINESCOPE_API_TOKEN": "dashboards-test-token", "KINESCOPE_PARENT_ID": "dashboards-test"}
+	env := map[string]string{"KINESCOPE_API_TOKEN": "dashboards-test-token", "KINESCOPE_PARENT_ID": "dashboards-test", "TUSPROXY_AUTH": "none"}
 	cfg, err := config.Load(config.CommandServe, nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
