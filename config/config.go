@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
+	"github.com/kinescope-tools/tusproxy/internal/faultspec"
 )
 
 // Command names the mode the program runs in; defaults and required settings
@@ -246,7 +246,7 @@ type Config struct {
 	// temporary directory. Unused by serve.
 	EmulatorDir string
 	// EmulatorFaults are the faults the emulator starts with. Default: none.
-	EmulatorFaults kinescopetest.Faults
+	EmulatorFaults faultspec.Faults
 
 	// MetricsListen is the admin listener's address (/metrics, /healthz,
 	// /readyz, /debug/pprof); "" (set "off", or an empty flag) disables it. Default

@@ -15,7 +15,7 @@ import (
 
 	"github.com/kinescope-tools/tusproxy/config"
 
-	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
+	"github.com/kinescope-tools/tusproxy/internal/faultspec"
 )
 
 const secretToken = "tok-7d0b4c2a-SECRET-91ee"
@@ -364,7 +364,7 @@ func TestEmulatorSettings(t *testing.T) {
 	}
 	want := config.Config{Command: config.CommandEmulator, EmulatorListen: "127.0.0.1:7000", EmulatorToken: "emu",
 		EmulatorDir: "/var/tmp/emu", LogLevel: slog.LevelWarn, LogFormat: "text",
-		EmulatorFaults: kinescopetest.Faults{CutPatchEvery: 3, CutPatchAfter: 64 << 10, FailEvery: 4}}
+		EmulatorFaults: faultspec.Faults{CutPatchEvery: 3, CutPatchAfter: 64 << 10, FailEvery: 4}}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("Load = %+v, want %+v", *c, want)
 	}

@@ -1,7 +1,7 @@
 package config
 
 import (
-	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
+	"github.com/kinescope-tools/tusproxy/internal/faultspec"
 
 	"errors"
 	"fmt"
@@ -515,7 +515,7 @@ var allSettings = []*setting{
 			"(also switchable at run time: PUT /v2/emulator/faults)",
 		defaults: always("none"),
 		parse: func(c *Config, raw string) []string {
-			f, err := kinescopetest.ParseFaults(raw)
+			f, err := faultspec.Parse(raw)
 			if err != nil {
 				return []string{err.Error()}
 			}

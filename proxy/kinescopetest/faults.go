@@ -4,55 +4,15 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/kinescope-tools/tusproxy/internal/faultspec"
 )
 
 // Faults make the emulator misbehave on purpose. The zero value injects none.
-// Set them with [Emulator.SetFaults].
-type Faults struct {
-	// InitStatus, when not 0, makes /v2/init answer this status with a
-	// Kinescope-shaped error body (401 -> 100102 Unauthorized, 403 -> 100103
-	// Access denied, 402 -> 100106 Limit reached, 400 -> 400101, 5xx -> 500000)
-	// or with InitBody when that is set. No video is created.
-	InitStatus int
-	// InitBody is the raw body sent with InitStatus, so tests can send garbage
-	// JSON, even with status 201. Ignored when InitStatus is 0.
-	InitBody string
-	// InitDrop makes /v2/init close the connection without answering and
-	// without creating a video.
-	InitDrop bool
-	// InitDelay is slept before /v2/init is handled. A client that gives up
-	// meanwhile gets nothing and no video is created.
-	InitDelay time.Duration
-	// InitEndpoint, when set, rewrites the endpoint of successful init answers
-	// (to issue http:// or foreign-host endpoints, or to point clients at a
-	// fault-injecting proxy). The video's Endpoint is the rewritten one.
-	InitEndpoint func(endpoint string) string
-
-	// CutPatchEvery, when > 0, cuts every Nth PATCH (the Nth, 2Nth, ... counted
-	// since SetFaults): after CutPatchAfter body bytes the emulator keeps those
-	// bytes, as a real server does, and closes the TCP connection without any
-	// answer. A PATCH whose body is shorter than CutPatchAfter is not cut; one
-	// of exactly CutPatchAfter bytes is cut after all of them are stored (the
-	// answer is lost). A PATCH refused before its body is read (409, 412,
-	// 413...) is answered as usual, and one chosen by FailEvery is failed, not
-	// cut.
-	CutPatchEvery int
-	// CutPatchAfter is the number of body bytes a cut PATCH keeps.
-	CutPatchAfter int64
-
-	// FailEvery, when > 0, answers every Nth tus request (HEAD, PATCH and
-	// DELETE counted together since SetFaults) with FailStatus before it
-	// touches the upload.
-	FailEvery int
-	// FailStatus is the status of failed tus requests. Default 503.
-	FailStatus int
-
-	// Latency is added before every tus answer and every init answer.
-	Latency time.Duration
-	// WrongOffset makes successful PATCH answers carry Upload-Offset + 1, as a
-	// lying upstream would. HEAD still tells the truth.
-	WrongOffset bool
-}
+// Set them with [Emulator.SetFaults]. The type lives in a package of its own,
+// with its spec parser, so that tusproxy's configuration can hold and check a
+// spec without depending on the emulator (and on tusd).
+type Faults = faultspec.Faults
 
 // SetFaults replaces the faults in effect and resets the counters of
 // CutPatchEvery and FailEvery. It is safe to call at any time, also while
