@@ -154,7 +154,8 @@ type Config struct {
 	// InitTimeout bounds one POST /v2/init call. Must be > 0. Default 15s.
 	InitTimeout time.Duration
 
-	// Store says where upload state lives: "memory" or "bolt:PATH". Default
+	// Store says where upload state lives: "memory", "bolt:PATH" or a
+	// redis:// (rediss://) URL, as package storespec reads it. Default
 	// "bolt:./tusproxy.db"; dev: "memory".
 	Store string
 	// UploadTTL is how long an unfinished upload is kept after its last

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/storespec"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
 )
 
@@ -172,8 +173,8 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 	if c.UploadTTL < 0 {
 		add(nameUploadTTL, "is %s; must not be negative (0 means never expire)", c.UploadTTL)
 	}
-	if msg := storeProblem(c.Store); msg != "" {
-		add(nameStore, "%s", msg)
+	if _, err := storespec.Parse(c.Store); err != nil {
+		add(nameStore, "%s", err)
 	}
 
 	if c.SeedPath != "" {
@@ -500,33 +501,6 @@ func pathProblem(p string) string {
 func pathsOverlap(seedPath, basePath string) bool {
 	seedDir := strings.TrimSuffix(seedPath, "/") + "/"
 	return strings.HasPrefix(seedDir, basePath) || strings.HasPrefix(basePath, seedDir)
-}
-
-func storeProblem(store string) string {
-	switch {
-	case store == "memory":
-		return ""
-	case strings.HasPrefix(store, "bolt:"):
-		if strings.TrimSpace(strings.TrimPrefix(store, "bolt:")) == "" {
-			return `"bolt:" needs a file path, such as bolt:/var/lib/tusproxy/state.db`
-		}
-		return ""
-	case strings.HasPrefix(store, "redis://"), strings.HasPrefix(store, "rediss://"):
-		// Never quoted: a redis URL usually carries a password.
-		u, err := url.Parse(store)
-		if err != nil || u.Host == "" || u.Opaque != "" {
-			return "is not a valid redis:// URL (redis://[:password@]host:port/db)"
-		}
-		if db := strings.Trim(u.Path, "/"); db != "" {
-			if _, err := strconv.ParseUint(db, 10, 8); err != nil {
-				return "has a database that is not a number (redis://host:port/0)"
-			}
-		}
-		return ""
-	case strings.Contains(store, "://"):
-		return "is not a supported store (use memory, bolt:PATH or redis://host:port/db)"
-	}
-	return fmt.Sprintf("%q is not a supported store (use memory, bolt:PATH or redis://host:port/db)", store)
 }
 
 // isHostName accepts a lowercase DNS name or an IP address without zone.

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/kinescope-tools/tusproxy/config"
+	"github.com/kinescope-tools/tusproxy/internal/storespec"
 	"github.com/kinescope-tools/tusproxy/proxy/lock/redislock"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
@@ -29,19 +29,34 @@ type sharedState struct {
 }
 
 func openState(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*sharedState, error) {
-	if !strings.HasPrefix(cfg.Store, "redis://") && !strings.HasPrefix(cfg.Store, "rediss://") {
-		store, err := state.Open(cfg.Store)
+	spec, err := storespec.Parse(cfg.Store)
+	if err != nil {
+		// Validate refused it already; this is for a Config built by hand.
+		return nil, fmt.Errorf("TUSPROXY_STORE: %w", err)
+	}
+	switch spec.Kind {
+	case storespec.Memory:
+		store := state.NewMemory()
+		return &sharedState{store: store, close: func() { _ = store.Close() }}, nil
+	case storespec.Bolt:
+		store, err := state.OpenBolt(spec.Path)
 		if err != nil {
 			return nil, err
 		}
 		return &sharedState{store: store, close: func() { _ = store.Close() }}, nil
 	}
+	return openRedisState(ctx, cfg, spec.URL, logger)
+}
+
+// openRedisState opens the Redis store at redisURL and the distributed
+// locker that shares its client.
+func openRedisState(ctx context.Context, cfg *config.Config, redisURL string, logger *slog.Logger) (*sharedState, error) {
 	// go-redis logs connection trouble through a logger of its own; send
 	// it to ours. Its lines name the address, never the password.
 	redis.SetLogger(redisLogger{logger})
 	openCtx, cancel := context.WithTimeout(ctx, redisOpenTimeout)
 	defer cancel()
-	store, err := state.OpenRedis(openCtx, cfg.Store, state.RedisOptions{
+	store, err := state.OpenRedis(openCtx, redisURL, state.RedisOptions{
 		Prefix: cfg.RedisPrefix,
 		// A safety net for records nothing sweeps; twice the upload TTL
 		// as the store requires, none when uploads never expire.

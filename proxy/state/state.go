@@ -14,8 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/kinescope-tools/tusproxy/internal/storespec"
 )
 
 // Record is everything tusproxy knows about one upload.
@@ -153,27 +154,25 @@ type Store interface {
 	Close() error
 }
 
-// Open opens the store described by spec: "memory" for an in-memory store,
-// or "bolt:PATH" for a bbolt file at PATH.
+// Open opens the store described by spec (see package storespec): "memory"
+// for an in-memory store, or "bolt:PATH" for a bbolt file at PATH. A Redis
+// store needs a context and options: it is opened with OpenRedis.
 func Open(spec string) (Store, error) {
-	kind, path, _ := strings.Cut(spec, ":")
-	switch {
-	case spec == "memory":
+	parsed, err := storespec.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("state: store spec %w", err)
+	}
+	switch parsed.Kind {
+	case storespec.Memory:
 		return NewMemory(), nil
-	case kind == "bolt":
-		if path == "" {
-			return nil, errors.New(`state: store "bolt" needs a file path, as in "bolt:/var/lib/tusproxy/state.db"`)
-		}
-		b, err := OpenBolt(path)
+	case storespec.Bolt:
+		b, err := OpenBolt(parsed.Path)
 		if err != nil {
 			// Return a nil interface, not an interface holding a nil *Bolt.
 			return nil, err
 		}
 		return b, nil
-	default:
-		// Only the kind is quoted: a later spec such as a Redis URL may
-		// carry a password.
-		return nil, fmt.Errorf(`state: unknown store %q: want "memory" or "bolt:PATH" `+
-			`(a Redis store is opened with OpenRedis from a redis:// or rediss:// URL)`, kind)
 	}
+	// The URL is not quoted: it may carry a password.
+	return nil, errors.New("state: a Redis store is opened with OpenRedis, not Open")
 }

@@ -312,11 +312,11 @@ func TestOpen(t *testing.T) {
 	}{
 		{spec: "memory"},
 		{spec: "bolt:" + filepath.Join(dir, "ok.db")},
-		{spec: "", wantErr: "unknown store"},
-		{spec: "memory:x", wantErr: "unknown store"},
+		{spec: "", wantErr: "is not a supported store"},
+		{spec: "memory:x", wantErr: "is not a supported store"},
 		{spec: "bolt:", wantErr: "needs a file path"},
 		{spec: "bolt:" + filepath.Join(dir, "missing-dir", "x.db"), wantErr: "no such file"},
-		{spec: "redis://user:hunter2@localhost:6379/0", wantErr: "unknown store \"redis\""},
+		{spec: "redis://user:hunter2@localhost:6379/0", wantErr: "opened with OpenRedis"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
