@@ -2,17 +2,15 @@ package tusproto
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
+
+	"github.com/kinescope-tools/tusproxy/internal/netfail"
 )
 
 // Client talks tus 1.0.0 to one upstream upload URL at a time: the endpoint
@@ -384,53 +382,25 @@ func requestError(ctx context.Context, op, endpoint string, err error) *Error {
 	}
 
 	e := &Error{Op: op, Offset: -1, cause: cause}
-	var netErr net.Error
-	switch {
-	// The context is asked first: when it ends, the transport's error may be
-	// anything from "context canceled" to "use of closed network connection".
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		e.Kind, e.cause = KindTimeout, ctx.Err()
-	case ctx.Err() != nil:
-		e.Kind, e.cause = KindCanceled, ctx.Err()
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &netErr) && netErr.Timeout():
+	if ctx.Err() != nil {
+		// The caller's context ended: that is the cause, whatever the
+		// transport made of it.
+		e.cause = ctx.Err()
+	}
+	switch class := netfail.Classify(ctx, err); class {
+	case netfail.Timeout:
 		e.Kind = KindTimeout
-	case errors.Is(err, context.Canceled):
+	case netfail.Canceled:
 		e.Kind = KindCanceled
+	case netfail.Network:
+		// No fixed words fit: the text itself, without the endpoint.
+		e.Kind = KindNetwork
+		e.detail = redact(cause.Error(), endpoint)
 	default:
 		e.Kind = KindNetwork
-		e.detail = redact(networkReason(cause), endpoint)
+		e.detail = class.String()
 	}
 	return e
-}
-
-// networkReason turns a transport failure into a short phrase. Raw texts such
-// as "dial tcp 10.0.0.1:443: connect: connection refused" say nothing more
-// useful and reveal addresses.
-func networkReason(err error) string {
-	var dnsErr *net.DNSError
-	var certErr *tls.CertificateVerificationError
-	var recordErr tls.RecordHeaderError
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset by upstream"
-	case errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		// The transport closes its own end once it reads EOF from the
-		// upstream; a body write still under way then fails with this.
-		errors.Is(err, net.ErrClosed):
-		return "connection closed by upstream"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return "upstream unreachable"
-	case errors.As(err, &dnsErr):
-		return "host name lookup failed"
-	case errors.As(err, &certErr):
-		return "TLS certificate verification failed"
-	case errors.As(err, &recordErr):
-		return "TLS handshake failed"
-	}
-	return err.Error()
 }
 
 // redact removes endpoint, its path and its query from s: a last line of

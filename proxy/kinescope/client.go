@@ -5,20 +5,18 @@ package kinescope
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/kinescope-tools/tusproxy/internal/netfail"
 )
 
 // maxAnswerBytes bounds how much of any answer Init reads: a success body is a
@@ -109,7 +107,7 @@ func (c *Client) Init(ctx context.Context, req InitRequest) (Upload, error) {
 
 	resp, err := c.httpClient().Do(httpReq)
 	if err != nil {
-		return Upload{}, transportError(ctx, callCtx, err)
+		return Upload{}, transportError(callCtx, err)
 	}
 	defer resp.Body.Close()
 
@@ -117,7 +115,7 @@ func (c *Client) Init(ctx context.Context, req InitRequest) (Upload, error) {
 	if readErr != nil && isSuccess(resp.StatusCode) {
 		// Half a success body is no success; an error status is still
 		// meaningful without its body, so that case falls through.
-		e := transportError(ctx, callCtx, readErr)
+		e := transportError(callCtx, readErr)
 		e.Status = resp.StatusCode
 		e.RequestID = sanitize(resp.Header.Get("X-Request-ID"), c.Token, maxRequestIDBytes)
 		return Upload{}, e
@@ -321,8 +319,8 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 }
 
 // transportError classifies a failure that left us without a usable answer.
-// parent is the caller's context, call the one bounded by Client.Timeout.
-func transportError(parent, call context.Context, err error) *Error {
+// call is the context bounded by Client.Timeout, derived from the caller's.
+func transportError(call context.Context, err error) *Error {
 	// A *url.Error's text names the init URL with its query: keep only what
 	// it wraps.
 	var urlErr *url.Error
@@ -330,55 +328,16 @@ func transportError(parent, call context.Context, err error) *Error {
 		err = urlErr.Err
 	}
 	e := &Error{cause: err}
-	switch {
-	case errors.Is(parent.Err(), context.Canceled):
+	switch class := netfail.Classify(call, err); class {
+	case netfail.Canceled:
 		e.Kind = KindCanceled
-	case parent.Err() != nil, call.Err() != nil:
-		e.Kind = KindTimeout
-	case isTimeout(err):
+	case netfail.Timeout:
 		e.Kind = KindTimeout
 	default:
 		e.Kind = KindUnavailable
-		e.reason = networkReason(err)
+		e.reason = class.String()
 	}
 	return e
-}
-
-func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) {
-		return true
-	}
-	var netErr net.Error
-	return errors.As(err, &netErr) && netErr.Timeout()
-}
-
-// networkReason names the failure in a few fixed words rather than quoting
-// the error, whose text may carry addresses and URLs.
-func networkReason(err error) string {
-	var (
-		dnsErr     *net.DNSError
-		recordErr  tls.RecordHeaderError
-		verifyErr  *tls.CertificateVerificationError
-		unknownCA  x509.UnknownAuthorityError
-		hostErr    x509.HostnameError
-		invalidErr x509.CertificateInvalidError
-	)
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return "connection reset"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed without answer"
-	case errors.As(err, &dnsErr):
-		return "name resolution failed"
-	case errors.As(err, &recordErr), errors.As(err, &verifyErr), errors.As(err, &unknownCA),
-		errors.As(err, &hostErr), errors.As(err, &invalidErr):
-		return "TLS failure"
-	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
-		return "network unreachable"
-	}
-	return "network error"
 }
 
 // TitleFor picks the video title: the client's metadata title, else the file

@@ -382,7 +382,7 @@ func TestInitNetworkFailures(t *testing.T) {
 		_, err := client.Init(context.Background(), sampleRequest())
 		checkNoSecrets(t, err, secretQuery, srv.URL)
 		wantKind(t, err, kinescope.KindUnavailable)
-		if !strings.Contains(err.Error(), "connection closed without answer") {
+		if !strings.Contains(err.Error(), "connection closed by upstream") {
 			t.Errorf("Error() = %q, want the reason", err)
 		}
 	})
