@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/safetext"
 	"github.com/kinescope-tools/tusproxy/internal/storespec"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
 )
@@ -78,7 +79,7 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 	}
 	if c.ParentID == "" {
 		add(nameParentID, "is required")
-	} else if hasControl(c.ParentID) {
+	} else if safetext.HasASCIIControl(c.ParentID) {
 		add(nameParentID, "contains control characters")
 	}
 	// The dev command fills an empty InitURL with its emulator's.
@@ -520,10 +521,6 @@ func isHostName(host string) bool {
 		}
 	}
 	return true
-}
-
-func hasControl(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
 }
 
 // authConfigured names the auth settings that are set, for a problem.

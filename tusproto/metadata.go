@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/kinescope-tools/tusproxy/internal/safetext"
 )
 
 // MaxMetadataLength is the longest Upload-Metadata header ParseMetadata
@@ -78,7 +80,7 @@ func ParseMetadata(header string) (Metadata, error) {
 		// spaces follow each other.
 		parts := strings.Split(element, " ")
 		key := parts[0]
-		if hasControlCharacter(key) {
+		if safetext.HasASCIIControl(key) {
 			return nil, &MetadataError{Key: key, Reason: "key contains a control character"}
 		}
 		if len(parts) > 2 {
@@ -122,17 +124,6 @@ func (m Metadata) Encode() string {
 		}
 	}
 	return header.String()
-}
-
-// hasControlCharacter reports whether s holds an ASCII control character.
-// Tabs count: inside a key they are as wrong as spaces.
-func hasControlCharacter(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return true
-		}
-	}
-	return false
 }
 
 // decodeMetadataValue decodes standard base64 (RFC 4648, section 4), padded

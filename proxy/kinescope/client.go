@@ -13,10 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/kinescope-tools/tusproxy/internal/netfail"
+	"github.com/kinescope-tools/tusproxy/internal/safetext"
 )
 
 // maxAnswerBytes bounds how much of any answer Init reads: a success body is a
@@ -166,7 +166,7 @@ func interpret(status int, header http.Header, body []byte, token string, now ti
 
 	if isSuccess(status) && decodeErr == nil && answer.Data != nil {
 		id, endpoint := strings.TrimSpace(answer.Data.ID), strings.TrimSpace(answer.Data.Endpoint)
-		if id != "" && endpoint != "" && printable(id) && printable(endpoint) {
+		if id != "" && endpoint != "" && safetext.Printable(id) && safetext.Printable(endpoint) {
 			return Upload{VideoID: id, Endpoint: endpoint, RequestID: requestID}, nil
 		}
 	}
@@ -250,13 +250,7 @@ func errorMessage(message, detail, token string) string {
 // characters are gone (so "to\nken" cannot slip through) and before cutting
 // (so no prefix of it survives).
 func sanitize(s, token string, max int) string {
-	s = strings.ToValidUTF8(s, "")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
+	s = safetext.Strip(s)
 	if token != "" {
 		s = strings.ReplaceAll(s, token, "[redacted]")
 	}
@@ -273,15 +267,6 @@ func cut(s string, max int) string {
 		end--
 	}
 	return strings.TrimSpace(s[:end])
-}
-
-// printable reports whether s is valid UTF-8 without control characters; an
-// id or endpoint failing this is not something we want in logs or headers.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	return strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 // maxRetryAfter caps absurd Retry-After values, which would otherwise
@@ -362,12 +347,5 @@ func TitleFor(metadataTitle, filename string) string {
 }
 
 func cleanTitle(s string) string {
-	s = strings.ToValidUTF8(s, "")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-	return strings.TrimSpace(s)
+	return strings.TrimSpace(safetext.Strip(s))
 }
