@@ -12,8 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
+	"github.com/kinescope-tools/tusproxy/internal/safetext"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
@@ -222,12 +222,7 @@ func hookMessage(raw []byte) string {
 			msg = j.Error
 		}
 	}
-	msg = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.TrimSpace(msg))
+	msg = safetext.Blank(strings.TrimSpace(msg))
 	if len(msg) > 300 {
 		msg = strings.ToValidUTF8(msg[:300], "")
 	}
