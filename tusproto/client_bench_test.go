@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
@@ -84,7 +85,7 @@ func BenchmarkPatch(b *testing.B) {
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
 			endpoint, _, _ := benchEndpoint(b)
 			client := benchClient(b)
-			chunk := randomBytes(size)
+			chunk := testkit.RandomBytes(size)
 			var offset int64
 			b.SetBytes(int64(size))
 			b.ReportAllocs()

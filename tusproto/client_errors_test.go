@@ -3,7 +3,6 @@ package tusproto_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
@@ -161,12 +161,7 @@ func TestCanceled(t *testing.T) {
 }
 
 func TestNetworkErrors(t *testing.T) {
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddress := listener.Addr().String()
-	_ = listener.Close()
+	closedAddress := testkit.FreeAddr(t)
 
 	// An upstream that hangs up on every request without answering.
 	hangUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

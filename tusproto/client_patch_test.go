@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -14,17 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
-
-// randomBytes returns n reproducible pseudo-random bytes: unlike repeated
-// text, they catch a shifted or duplicated chunk.
-func randomBytes(n int) []byte {
-	source := rand.NewChaCha8([32]byte{'t', 'u', 's'})
-	data := make([]byte, n)
-	_, _ = source.Read(data)
-	return data
-}
 
 // onlyReader hides every method but Read, so neither the transport nor
 // NewRequest recognises the body and takes a shortcut.
@@ -54,7 +45,7 @@ func TestPatchWholeUpload(t *testing.T) {
 			t.Run(protocol.name+"/"+test.name, func(t *testing.T) {
 				up := newUpstreamOver(t, protocol.http2)
 				client := up.client(t)
-				data := randomBytes(3<<20 + 17)
+				data := testkit.RandomBytes(3<<20 + 17)
 				endpoint := up.create(t, int64(len(data)))
 
 				newOffset, err := client.Patch(context.Background(), endpoint, 0, onlyReader{bytes.NewReader(data)}, test.size(data))
@@ -80,7 +71,7 @@ func TestPatchInPiecesFromOneReader(t *testing.T) {
 		t.Run(protocol.name, func(t *testing.T) {
 			up := newUpstreamOver(t, protocol.http2)
 			client := up.client(t)
-			data := randomBytes(1<<20 + 5)
+			data := testkit.RandomBytes(1<<20 + 5)
 			endpoint := up.create(t, int64(len(data)))
 
 			// One reader feeds every piece, as one client PATCH feeds several
@@ -204,15 +195,16 @@ var errClientGone = errors.New("tus client went away")
 
 func TestPatchBodyFailure(t *testing.T) {
 	const total, delivered = 1 << 20, 300<<10 + 3
+	payload := testkit.RandomBytes(delivered)
 	tests := []struct {
 		name      string
 		body      io.Reader
 		size      int64
 		wantCause error
 	}{
-		{"reader fails, content length", &failingReader{randomBytes(delivered), errClientGone}, total, errClientGone},
-		{"reader fails, chunked", &failingReader{randomBytes(delivered), errClientGone}, -1, errClientGone},
-		{"reader ends early", onlyReader{bytes.NewReader(randomBytes(delivered))}, total, io.ErrUnexpectedEOF},
+		{"reader fails, content length", &failingReader{payload, errClientGone}, total, errClientGone},
+		{"reader fails, chunked", &failingReader{payload, errClientGone}, -1, errClientGone},
+		{"reader ends early", onlyReader{bytes.NewReader(payload)}, total, io.ErrUnexpectedEOF},
 	}
 	for _, test := range tests {
 		t.Run(test.name, func(t *testing.T) {
@@ -239,7 +231,7 @@ func TestPatchBodyFailure(t *testing.T) {
 				t.Errorf("upstream offset %d is beyond the %d bytes the body delivered", state.Offset, delivered)
 			}
 			stored := up.stored(t, endpoint)
-			if int64(len(stored)) != state.Offset || !bytes.Equal(stored, randomBytes(delivered)[:len(stored)]) {
+			if int64(len(stored)) != state.Offset || !bytes.Equal(stored, payload[:len(stored)]) {
 				t.Errorf("upstream holds %d bytes at offset %d that are not a prefix of the body", len(stored), state.Offset)
 			}
 		})

@@ -3,22 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
@@ -36,38 +32,10 @@ func TestMain(m *testing.M) {
 
 const token = "11111111-2222-3333-4444-555555555555"
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuffer collects a subprocess's output while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *syncBuffer
+	stderr *testkit.SyncBuffer
 	exited chan struct{} // closed when the process has exited; err is then set
 	err    error
 }
@@ -77,9 +45,9 @@ type proc struct {
 func startProxy(t *testing.T, emu *kinescopetest.Server, store, addr string, extra ...string) *proc {
 	t.Helper()
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = testkit.FreeAddr(t)
 	}
-	p := &proc{addr: addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{addr: addr, stderr: &testkit.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0])
 	p.cmd.Env = append(os.Environ(),
 		"TUSPROXY_TEST_ARGS=serve",
@@ -138,24 +106,6 @@ func waitHealthy(t *testing.T, base string) {
 	t.Fatalf("%s never became healthy", base)
 }
 
-func tusRequest(t *testing.T, method, url string, body io.Reader, headers ...string) *http.Response {
-	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-	resp.Body.Close()
-	return resp
-}
-
 // slowReader feeds data in small steps so a PATCH stays in flight.
 type slowReader struct {
 	data []byte
@@ -170,14 +120,6 @@ func (s *slowReader) Read(p []byte) (int, error) {
 	n := copy(p, s.data[:min(s.step, len(s.data))])
 	s.data = s.data[n:]
 	return n, nil
-}
-
-func random(t *testing.T, n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // startSlowPatch sends data[offset:] as one slow PATCH in the background and
@@ -209,33 +151,11 @@ func startSlowPatch(t *testing.T, emu *kinescopetest.Server, videoID, url string
 
 func create(t *testing.T, base string, length int) string {
 	t.Helper()
-	resp := tusRequest(t, http.MethodPost, base+"/files/", nil, "Upload-Length", strconv.Itoa(length))
+	resp, _ := testkit.Tus(t, http.DefaultClient, http.MethodPost, base+"/files/", nil, "Upload-Length", strconv.Itoa(length))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %d", resp.StatusCode)
 	}
 	return resp.Header.Get("Location")
-}
-
-func headOffset(t *testing.T, url string) int64 {
-	t.Helper()
-	resp := tusRequest(t, http.MethodHead, url, nil)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("HEAD: %d", resp.StatusCode)
-	}
-	n, _ := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
-	return n
-}
-
-func checkBytes(t *testing.T, emu *kinescopetest.Server, videoID string, want []byte) {
-	t.Helper()
-	sum := sha256.Sum256(want)
-	got, err := emu.SHA256(videoID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != hex.EncodeToString(sum[:]) {
-		t.Fatalf("upstream bytes differ from what the client sent")
-	}
 }
 
 func TestRestartAfterSIGKILLMidPatchResumesByteExact(t *testing.T) {
@@ -245,7 +165,7 @@ func TestRestartAfterSIGKILLMidPatchResumesByteExact(t *testing.T) {
 	}
 	defer emu.Close()
 	db := t.TempDir() + "/tusproxy.db"
-	data := random(t, 2<<20)
+	data := testkit.RandomBytes(2 << 20)
 
 	p := startProxy(t, emu, db, "")
 	loc := create(t, "http://"+p.addr, len(data))
@@ -258,17 +178,17 @@ func TestRestartAfterSIGKILLMidPatchResumesByteExact(t *testing.T) {
 
 	// Same address, same bolt file: the upload URL still works.
 	startProxy(t, emu, db, p.addr)
-	offset := headOffset(t, loc)
+	offset := testkit.HeadOffset(t, http.DefaultClient, loc)
 	v, _ := emu.Video(videoID)
 	if offset != v.Offset || offset == 0 {
 		t.Fatalf("after restart HEAD answers %d, the upstream holds %d", offset, v.Offset)
 	}
-	resp := tusRequest(t, http.MethodPatch, loc, bytes.NewReader(data[offset:]),
+	resp, _ := testkit.Tus(t, http.DefaultClient, http.MethodPatch, loc, bytes.NewReader(data[offset:]),
 		"Upload-Offset", strconv.FormatInt(offset, 10), "Content-Type", "application/offset+octet-stream")
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("resume PATCH: %d", resp.StatusCode)
 	}
-	checkBytes(t, emu, videoID, data)
+	testkit.CheckBytes(t, emu, videoID, data)
 }
 
 func TestSIGTERMDrainsAndRecordsOffsets(t *testing.T) {
@@ -280,7 +200,7 @@ func TestSIGTERMDrainsAndRecordsOffsets(t *testing.T) {
 	db := t.TempDir() + "/tusproxy.db"
 	p := startProxy(t, emu, db, "", "TUSPROXY_SHUTDOWN_TIMEOUT=500ms")
 	const uploads = 20
-	data := random(t, 4<<20)
+	data := testkit.RandomBytes(4 << 20)
 	var locs []string
 	for i := 0; i < uploads; i++ {
 		loc := create(t, "http://"+p.addr, len(data))
@@ -350,9 +270,9 @@ func TestBadConfigurationExitsBeforeListening(t *testing.T) {
 }
 
 func TestDevCommandServesAnUpload(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &syncBuffer{}
+	stdout := &testkit.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		env := map[string]string{"TUSPROXY_LISTEN": addr, "TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off"}
@@ -362,9 +282,9 @@ func TestDevCommandServesAnUpload(t *testing.T) {
 	if !strings.Contains(stdout.String(), "http://"+addr+"/files/") {
 		t.Errorf("dev does not print the upload URL:\n%s", stdout.String())
 	}
-	data := random(t, 300_000)
+	data := testkit.RandomBytes(300_000)
 	loc := create(t, "http://"+addr, len(data))
-	resp := tusRequest(t, http.MethodPatch, loc, bytes.NewReader(data), "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
+	resp, _ := testkit.Tus(t, http.DefaultClient, http.MethodPatch, loc, bytes.NewReader(data), "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "300000" {
 		t.Fatalf("PATCH through dev: %d %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
 	}
@@ -416,12 +336,12 @@ func TestServeAnonymousMode(t *testing.T) {
 	waitLogged(t, p, `"auth":"anonymous"`)
 	base := "http://" + p.addr
 	for i := range 10 {
-		resp := tusRequest(t, http.MethodPost, base+"/files/", nil, "Upload-Length", "10")
+		resp, _ := testkit.Tus(t, http.DefaultClient, http.MethodPost, base+"/files/", nil, "Upload-Length", "10")
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("creation %d: %d", i+1, resp.StatusCode)
 		}
 	}
-	resp := tusRequest(t, http.MethodPost, base+"/files/", nil, "Upload-Length", "10")
+	resp, _ := testkit.Tus(t, http.DefaultClient, http.MethodPost, base+"/files/", nil, "Upload-Length", "10")
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("11th creation from one address: %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -48,7 +49,7 @@ func startRedis(t *testing.T) *redisServer {
 		}
 		t.Skip("redis-server is not installed (TUSPROXY_TEST_REDIS_REQUIRED=1 makes this a failure)")
 	}
-	_, port, _ := net.SplitHostPort(freeAddr(t))
+	_, port, _ := net.SplitHostPort(testkit.FreeAddr(t))
 	r := &redisServer{t: t, port: port, dir: t.TempDir()}
 	r.start(bin)
 	t.Cleanup(r.stop)
@@ -228,7 +229,7 @@ func startCluster(t *testing.T, n int, extra ...string) *cluster {
 	t.Cleanup(emu.Close)
 	c := &cluster{emu: emu, redis: startRedis(t), lb: newBalancer(t)}
 	for range n {
-		admin := freeAddr(t)
+		admin := testkit.FreeAddr(t)
 		env := append([]string{
 			"TUSPROXY_PUBLIC_URL=" + c.lb.srv.URL,
 			"TUSPROXY_METRICS_LISTEN=" + admin,
@@ -344,8 +345,6 @@ func (c *tusClient) upload(url string, data []byte, offset int64, chunk int) err
 	return nil
 }
 
-func uploadIDOf(loc string) string { return loc[strings.LastIndex(loc, "/")+1:] }
-
 // TestReplicasRoundRobin: 50 uploads through three replicas, each request
 // to the next replica in turn; every upload arrives byte-exact.
 func TestReplicasRoundRobin(t *testing.T) {
@@ -358,7 +357,7 @@ func TestReplicasRoundRobin(t *testing.T) {
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for i := range uploads {
-		datas[i] = random(t, 200_000+i*1000)
+		datas[i] = testkit.RandomBytes(200_000 + i*1000)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -394,7 +393,7 @@ func TestReplicasRoundRobin(t *testing.T) {
 			t.Fatalf("Location %q is not on the balancer's origin", loc)
 		}
 		// At least three PATCHes each, taking the replicas in turn.
-		if n := c.lb.replicasServing(uploadIDOf(loc)); n != 3 {
+		if n := c.lb.replicasServing(testkit.UploadID(loc)); n != 3 {
 			t.Errorf("upload %d was served by %d replica(s), want all 3", i, n)
 		}
 		checkUploadBytes(t, c, client, loc, datas[i])
@@ -406,7 +405,7 @@ func TestReplicasRoundRobin(t *testing.T) {
 func checkUploadBytes(t *testing.T, c *cluster, client *tusClient, loc string, want []byte) {
 	t.Helper()
 	if off, err := client.offset(loc); err != nil || off != int64(len(want)) {
-		t.Fatalf("HEAD %s: offset %d (%v), want %d", uploadIDOf(loc), off, err, len(want))
+		t.Fatalf("HEAD %s: offset %d (%v), want %d", testkit.UploadID(loc), off, err, len(want))
 	}
 	for _, v := range c.emu.Videos() {
 		if v.Filesize != int64(len(want)) {
@@ -417,7 +416,7 @@ func checkUploadBytes(t *testing.T, c *cluster, client *tusClient, loc string, w
 			return
 		}
 	}
-	t.Fatalf("no video at the emulator holds the bytes of upload %s", uploadIDOf(loc))
+	t.Fatalf("no video at the emulator holds the bytes of upload %s", testkit.UploadID(loc))
 }
 
 // TestReplicaKilledMidPatch: the replica streaming a PATCH is SIGKILLed;
@@ -426,7 +425,7 @@ func checkUploadBytes(t *testing.T, c *cluster, client *tusClient, loc string, w
 func TestReplicaKilledMidPatch(t *testing.T) {
 	c := startCluster(t, 3)
 	client := newTusClient(t)
-	data := random(t, 2<<20)
+	data := testkit.RandomBytes(2 << 20)
 	loc, err := client.create(c.lb.srv.URL, len(data))
 	if err != nil {
 		t.Fatal(err)
@@ -435,7 +434,7 @@ func TestReplicaKilledMidPatch(t *testing.T) {
 
 	// PATCH straight to replica 0 so the test knows whom to kill.
 	victim := c.replicas[0]
-	direct := "http://" + victim.addr + "/files/" + uploadIDOf(loc)
+	direct := "http://" + victim.addr + "/files/" + testkit.UploadID(loc)
 	startSlowPatch(t, c.emu, videoID, direct, data, 0, 200<<10)
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -455,7 +454,7 @@ func TestReplicaKilledMidPatch(t *testing.T) {
 	if err := client.upload(loc, data, offset, 512<<10); err != nil {
 		t.Fatal(err)
 	}
-	checkBytes(t, c.emu, videoID, data)
+	testkit.CheckBytes(t, c.emu, videoID, data)
 	if client.head5x.Load() != 0 {
 		t.Errorf("tusproxy answered HEAD with a 5xx %d times", client.head5x.Load())
 	}
@@ -473,8 +472,8 @@ func TestReplicasRacingPatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	videoID := c.emu.Videos()[0].ID
-	id := uploadIDOf(loc)
-	bodies := [][]byte{random(t, size), random(t, size)}
+	id := testkit.UploadID(loc)
+	bodies := [][]byte{testkit.RandomBytes(size), testkit.RandomBytes(size)}
 	statuses := make([]int, 2)
 	var wg sync.WaitGroup
 	for i, p := range c.replicas {
@@ -524,7 +523,7 @@ func TestReplicasRedisRestart(t *testing.T) {
 	datas := make([][]byte, uploads)
 	locs := make([]string, uploads)
 	for i := range uploads {
-		datas[i] = random(t, 1<<20)
+		datas[i] = testkit.RandomBytes(1 << 20)
 		loc, err := client.create(c.lb.srv.URL, len(datas[i]))
 		if err != nil {
 			t.Fatal(err)
@@ -556,7 +555,7 @@ func TestReplicasRedisRestart(t *testing.T) {
 		t.Fatal("no upload was in progress when Redis stopped; the test proves nothing")
 	}
 	checkReadyz(t, c.admins[0], http.StatusServiceUnavailable)
-	resp, err := client.send(http.MethodHead, "http://"+c.replicas[1].addr+"/files/"+uploadIDOf(locs[0]), nil)
+	resp, err := client.send(http.MethodHead, "http://"+c.replicas[1].addr+"/files/"+testkit.UploadID(locs[0]), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -57,7 +58,7 @@ func TestTLSListenerAndHeaderCap(t *testing.T) {
 	}
 	defer emu.Close()
 	certFile, keyFile, pool := selfSigned(t)
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	env := map[string]string{
 		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "KINESCOPE_INIT_URL": emu.InitURL,
 		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": upstreamHost(emu), "TUSPROXY_STORE": "memory", "TUSPROXY_AUTH": "none",
@@ -67,7 +68,7 @@ func TestTLSListenerAndHeaderCap(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &syncBuffer{}, &syncBuffer{})
+		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	}()
 	defer func() {
 		cancel()
@@ -118,7 +119,7 @@ func TestSlowHeadersAreCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emu.Close()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	env := map[string]string{
 		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "KINESCOPE_INIT_URL": emu.InitURL,
 		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": upstreamHost(emu), "TUSPROXY_STORE": "memory", "TUSPROXY_AUTH": "none",
@@ -127,7 +128,7 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &syncBuffer{}, &syncBuffer{})
+		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	}()
 	defer func() {
 		cancel()

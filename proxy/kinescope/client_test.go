@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
 )
 
@@ -407,14 +407,9 @@ func TestInitNetworkFailures(t *testing.T) {
 	})
 
 	t.Run("connection refused", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
+		addr := testkit.FreeAddr(t)
 		client := &kinescope.Client{InitURL: "http://" + addr + "/v2/init?" + secretQuery, Token: testToken, HTTP: &http.Client{}, Timeout: 10 * time.Second}
-		_, err = client.Init(context.Background(), sampleRequest())
+		_, err := client.Init(context.Background(), sampleRequest())
 		checkNoSecrets(t, err, secretQuery)
 		kerr := wantKind(t, err, kinescope.KindUnavailable)
 		if kerr.Status != 0 {

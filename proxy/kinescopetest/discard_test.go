@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -19,8 +20,8 @@ func checkDiscardedSum(t *testing.T, s *kinescopetest.Server, videoID string, wa
 	if err != nil {
 		t.Fatalf("SHA256: %v", err)
 	}
-	if sum != sha256Hex(want) {
-		t.Errorf("SHA256 = %s, want %s (of %d bytes)", sum, sha256Hex(want), len(want))
+	if sum != testkit.SHA256Hex(want) {
+		t.Errorf("SHA256 = %s, want %s (of %d bytes)", sum, testkit.SHA256Hex(want), len(want))
 	}
 	if _, err := s.Data(videoID); !errors.Is(err, kinescopetest.ErrDiscarded) {
 		t.Errorf("Data: error %v, want ErrDiscarded", err)
@@ -31,7 +32,7 @@ func TestDiscardKeepsOffsetsAndHash(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, kinescopetest.Options{Discard: true, Dir: dir})
 	client := newClient(t)
-	data := randomBytes(t, 700_001)
+	data := testkit.RandomBytes(700_001)
 	id, endpoint := createVideo(t, client, s, int64(len(data)))
 	checkDiscardedSum(t, s, id, nil)
 
@@ -39,18 +40,18 @@ func TestDiscardKeepsOffsetsAndHash(t *testing.T) {
 	for _, size := range []int64{1, 65536, 300_000} {
 		offset = patch(t, client, endpoint, offset, data[offset:offset+size])
 	}
-	if got := headOffset(t, client, endpoint); got != offset {
+	if got := testkit.HeadOffset(t, client, endpoint); got != offset {
 		t.Fatalf("HEAD offset %d, want %d", got, offset)
 	}
 	checkDiscardedSum(t, s, id, data[:offset])
 
 	// A PATCH at the wrong offset changes nothing, as tusd answers it.
-	resp, _ := send(t, client, patchRequest(t, endpoint, offset-1, data[offset-1:offset+10]))
+	resp, _ := testkit.Send(t, client, patchRequest(t, endpoint, offset-1, data[offset-1:offset+10]))
 	if resp.StatusCode != http.StatusConflict {
 		t.Errorf("PATCH at a wrong offset: status %d, want 409", resp.StatusCode)
 	}
 	// A body longer than what remains is refused before anything is hashed.
-	resp, _ = send(t, client, patchRequest(t, endpoint, offset, append(data[offset:len(data):len(data)], 'x')))
+	resp, _ = testkit.Send(t, client, patchRequest(t, endpoint, offset, append(data[offset:len(data):len(data)], 'x')))
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("PATCH past the length: status %d, want 413", resp.StatusCode)
 	}
@@ -67,7 +68,7 @@ func TestDiscardKeepsOffsetsAndHash(t *testing.T) {
 	// Tests in other languages read the hash from the emulator's own route.
 	req, _ := http.NewRequest(http.MethodGet, s.URL+"/v2/emulator/videos/"+id, nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, raw := send(t, client, req)
+	resp, raw := testkit.Send(t, client, req)
 	var answer struct {
 		Data struct {
 			SHA256 string `json:"sha256"`
@@ -77,8 +78,8 @@ func TestDiscardKeepsOffsetsAndHash(t *testing.T) {
 	if err := json.Unmarshal(raw, &answer); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET video: status %d, body %s, err %v", resp.StatusCode, raw, err)
 	}
-	if answer.Data.SHA256 != sha256Hex(data) || answer.Data.Offset != int64(len(data)) {
-		t.Errorf("GET video = %+v, want sha256 %s at %d", answer.Data, sha256Hex(data), len(data))
+	if answer.Data.SHA256 != testkit.SHA256Hex(data) || answer.Data.Offset != int64(len(data)) {
+		t.Errorf("GET video = %+v, want sha256 %s at %d", answer.Data, testkit.SHA256Hex(data), len(data))
 	}
 
 	entries, err := os.ReadDir(dir)
@@ -93,7 +94,7 @@ func TestDiscardKeepsOffsetsAndHash(t *testing.T) {
 func TestDiscardKeepsBytesBeforeACut(t *testing.T) {
 	s := startServer(t, kinescopetest.Options{Discard: true})
 	client := newClient(t)
-	data := randomBytes(t, 1<<20)
+	data := testkit.RandomBytes(1 << 20)
 	id, endpoint := createVideo(t, client, s, int64(len(data)))
 
 	const kept = 100_000
@@ -102,7 +103,7 @@ func TestDiscardKeepsBytesBeforeACut(t *testing.T) {
 		t.Fatal("a cut PATCH got an answer")
 	}
 	s.SetFaults(kinescopetest.Faults{})
-	if got := headOffset(t, client, endpoint); got != kept {
+	if got := testkit.HeadOffset(t, client, endpoint); got != kept {
 		t.Fatalf("HEAD after the cut: offset %d, want %d", got, kept)
 	}
 	checkDiscardedSum(t, s, id, data[:kept])
@@ -118,7 +119,7 @@ func TestDiscardDelete(t *testing.T) {
 	id, endpoint := createVideo(t, client, s, 10)
 	patch(t, client, endpoint, 0, []byte("12345"))
 
-	resp, _ := send(t, client, tusRequest(t, http.MethodDelete, endpoint, nil))
+	resp, _ := testkit.Send(t, client, testkit.TusRequest(t, http.MethodDelete, endpoint, nil))
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE: status %d", resp.StatusCode)
 	}
@@ -148,7 +149,7 @@ func TestDiscardConcurrentUploads(t *testing.T) {
 	}
 	all := make([]upload, uploads)
 	for i := range all {
-		all[i].data = randomBytes(t, 300_000+i)
+		all[i].data = testkit.RandomBytes(300_000 + i)
 		all[i].id, all[i].endpoint = createVideo(t, client, s, int64(len(all[i].data)))
 	}
 	var wg sync.WaitGroup

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -135,7 +136,7 @@ func TestFaultLatency(t *testing.T) {
 	impatient := newClient(t)
 	impatient.Timeout = 100 * time.Millisecond
 	for _, req := range []*http.Request{
-		tusRequest(t, http.MethodHead, endpoint, nil),
+		testkit.TusRequest(t, http.MethodHead, endpoint, nil),
 		patchRequest(t, endpoint, 0, []byte("01234")),
 	} {
 		resp, err := impatient.Do(req)
@@ -151,7 +152,7 @@ func TestFaultLatency(t *testing.T) {
 		video, _ := s.Video(id)
 		return video.Offset == 5
 	})
-	if got := headOffset(t, client, endpoint); got != 5 {
+	if got := testkit.HeadOffset(t, client, endpoint); got != 5 {
 		t.Errorf("offset %d, want 5", got)
 	}
 }
@@ -179,7 +180,7 @@ func TestFaultInitEndpoint(t *testing.T) {
 		t.Errorf("endpoint %q, video endpoint %q", endpoint, video.Endpoint)
 	}
 	// The upload itself still lives at the emulator.
-	if got := headOffset(t, client, s.URL+"/v2/upload/"+video.UploadID); got != 0 {
+	if got := testkit.HeadOffset(t, client, s.URL+"/v2/upload/"+video.UploadID); got != 0 {
 		t.Errorf("offset %d, want 0", got)
 	}
 }
@@ -203,7 +204,7 @@ func TestFaultCutPatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServer(t, kinescopetest.Options{})
 			client := newClient(t)
-			data := randomBytes(t, tt.size)
+			data := testkit.RandomBytes(tt.size)
 			id, endpoint := createVideo(t, client, s, int64(tt.size))
 			s.SetFaults(kinescopetest.Faults{CutPatchEvery: tt.every, CutPatchAfter: tt.after})
 
@@ -229,14 +230,14 @@ func TestFaultCutPatch(t *testing.T) {
 				t.Errorf("Video offset %d after the cut, want %d", video.Offset, tt.want)
 			}
 			s.SetFaults(kinescopetest.Faults{})
-			offset = headOffset(t, client, endpoint)
+			offset = testkit.HeadOffset(t, client, endpoint)
 			if offset != tt.want {
 				t.Fatalf("HEAD offset %d after the cut, want %d", offset, tt.want)
 			}
 			if offset < int64(tt.size) {
 				patch(t, client, endpoint, offset, data[offset:])
 			}
-			checkBytes(t, s, id, data)
+			testkit.CheckBytes(t, s, id, data)
 		})
 	}
 }
@@ -249,7 +250,7 @@ func TestFaultCutPatchShortBody(t *testing.T) {
 	id, endpoint := createVideo(t, client, s, 10)
 	s.SetFaults(kinescopetest.Faults{CutPatchEvery: 1, CutPatchAfter: 11})
 	patch(t, client, endpoint, 0, []byte("0123456789"))
-	checkBytes(t, s, id, []byte("0123456789"))
+	testkit.CheckBytes(t, s, id, []byte("0123456789"))
 }
 
 func TestFaultFailEvery(t *testing.T) {
@@ -272,18 +273,18 @@ func TestFaultFailEvery(t *testing.T) {
 				req  *http.Request
 				want int
 			}{
-				{tusRequest(t, http.MethodHead, endpoint, nil), http.StatusOK},
+				{testkit.TusRequest(t, http.MethodHead, endpoint, nil), http.StatusOK},
 				{patchRequest(t, endpoint, 0, []byte("01")), http.StatusNoContent},
 				{patchRequest(t, endpoint, 2, []byte("23")), tt.want}, // third: failed, nothing stored
-				{tusRequest(t, http.MethodHead, endpoint, nil), http.StatusOK},
+				{testkit.TusRequest(t, http.MethodHead, endpoint, nil), http.StatusOK},
 				{patchRequest(t, endpoint, 2, []byte("23")), http.StatusNoContent},
-				{tusRequest(t, http.MethodDelete, endpoint, nil), tt.want}, // sixth: failed, not deleted
-				{tusRequest(t, http.MethodHead, endpoint, nil), http.StatusOK},
+				{testkit.TusRequest(t, http.MethodDelete, endpoint, nil), tt.want}, // sixth: failed, not deleted
+				{testkit.TusRequest(t, http.MethodHead, endpoint, nil), http.StatusOK},
 			}
 			const origin = "https://app.example.test"
 			for i, step := range steps {
 				step.req.Header.Set("Origin", origin)
-				resp, _ := send(t, client, step.req)
+				resp, _ := testkit.Send(t, client, step.req)
 				if resp.StatusCode != step.want {
 					t.Fatalf("request %d (%s): status %d, want %d", i+1, step.req.Method, resp.StatusCode, step.want)
 				}
@@ -292,7 +293,7 @@ func TestFaultFailEvery(t *testing.T) {
 					t.Errorf("request %d: headers %v", i+1, resp.Header)
 				}
 			}
-			if got := headOffset(t, client, endpoint); got != 4 {
+			if got := testkit.HeadOffset(t, client, endpoint); got != 4 {
 				t.Errorf("offset %d, want 4", got)
 			}
 		})
@@ -308,7 +309,7 @@ func TestFaultWrongOffset(t *testing.T) {
 	if got := patch(t, client, endpoint, 0, []byte("01234")); got != 6 {
 		t.Errorf("PATCH answered offset %d, want the lie 6", got)
 	}
-	if got := headOffset(t, client, endpoint); got != 5 {
+	if got := testkit.HeadOffset(t, client, endpoint); got != 5 {
 		t.Errorf("HEAD offset %d, want the truth 5", got)
 	}
 }

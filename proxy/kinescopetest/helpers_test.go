@@ -2,18 +2,15 @@ package kinescopetest_test
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -73,16 +70,7 @@ func postInit(t *testing.T, client *http.Client, url, token, body string) (*http
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("POST /v2/init: %v", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read init answer: %v", err)
-	}
-	return resp, raw
+	return testkit.Send(t, client, req)
 }
 
 // createVideo inits a video of filesize bytes and returns its id and endpoint.
@@ -102,59 +90,15 @@ func createVideo(t *testing.T, client *http.Client, s *kinescopetest.Server, fil
 	return answer.Data.ID, answer.Data.Endpoint
 }
 
-func tusRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
-	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	return req
-}
-
-// send does req and returns its answer with the body read and closed.
-func send(t *testing.T, client *http.Client, req *http.Request) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s: read answer: %v", req.Method, err)
-	}
-	return resp, raw
-}
-
 func head(t *testing.T, client *http.Client, endpoint string) *http.Response {
 	t.Helper()
-	resp, _ := send(t, client, tusRequest(t, http.MethodHead, endpoint, nil))
+	resp, _ := testkit.Send(t, client, testkit.TusRequest(t, http.MethodHead, endpoint, nil))
 	return resp
-}
-
-// headOffset returns the Upload-Offset of a HEAD that must succeed.
-func headOffset(t *testing.T, client *http.Client, endpoint string) int64 {
-	t.Helper()
-	resp := head(t, client, endpoint)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("HEAD: status %d", resp.StatusCode)
-	}
-	return parseOffset(t, resp)
-}
-
-func parseOffset(t *testing.T, resp *http.Response) int64 {
-	t.Helper()
-	offset, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
-	if err != nil {
-		t.Fatalf("%s answer: Upload-Offset %q: %v", resp.Request.Method, resp.Header.Get("Upload-Offset"), err)
-	}
-	return offset
 }
 
 func patchRequest(t *testing.T, endpoint string, offset int64, data []byte) *http.Request {
 	t.Helper()
-	req := tusRequest(t, http.MethodPatch, endpoint, bytes.NewReader(data))
+	req := testkit.TusRequest(t, http.MethodPatch, endpoint, bytes.NewReader(data))
 	req.Header.Set("Content-Type", "application/offset+octet-stream")
 	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
 	return req
@@ -163,40 +107,9 @@ func patchRequest(t *testing.T, endpoint string, offset int64, data []byte) *htt
 // patch sends data at offset and returns the new offset of a 204 answer.
 func patch(t *testing.T, client *http.Client, endpoint string, offset int64, data []byte) int64 {
 	t.Helper()
-	resp, raw := send(t, client, patchRequest(t, endpoint, offset, data))
+	resp, raw := testkit.Send(t, client, patchRequest(t, endpoint, offset, data))
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH at %d: status %d, body %q", offset, resp.StatusCode, raw)
 	}
-	return parseOffset(t, resp)
-}
-
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return b
-}
-
-func sha256Hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
-// checkBytes fails unless the video's upload holds exactly want.
-func checkBytes(t *testing.T, s *kinescopetest.Server, videoID string, want []byte) {
-	t.Helper()
-	sum, err := s.SHA256(videoID)
-	if err != nil {
-		t.Fatalf("SHA256: %v", err)
-	}
-	if sum != sha256Hex(want) {
-		t.Errorf("SHA256 = %s, want %s", sum, sha256Hex(want))
-	}
-	data, err := s.Data(videoID)
-	if err != nil {
-		t.Fatalf("Data: %v", err)
-	}
-	if !bytes.Equal(data, want) {
-		t.Errorf("Data: got %d bytes, want %d bytes (equal prefix: %v)", len(data), len(want), bytes.HasPrefix(want, data))
-	}
+	return testkit.Offset(t, resp)
 }

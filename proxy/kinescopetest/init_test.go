@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -153,7 +154,7 @@ func TestInitRefusesOtherMethods(t *testing.T) {
 	s := startServer(t, kinescopetest.Options{})
 	req, _ := http.NewRequest(http.MethodGet, s.InitURL, nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, raw := send(t, newClient(t), req)
+	resp, raw := testkit.Send(t, newClient(t), req)
 	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != http.MethodPost {
 		t.Fatalf("GET /v2/init: status %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
@@ -173,7 +174,7 @@ func TestInitPublicURL(t *testing.T) {
 
 func TestUnknownRoute(t *testing.T) {
 	s := startServer(t, kinescopetest.Options{})
-	resp, raw := send(t, newClient(t), tusRequest(t, http.MethodGet, s.URL+"/v1/videos", nil))
+	resp, raw := testkit.Send(t, newClient(t), testkit.TusRequest(t, http.MethodGet, s.URL+"/v1/videos", nil))
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("status %d, want 404", resp.StatusCode)
 	}
@@ -207,11 +208,11 @@ func TestRequestIDs(t *testing.T) {
 	record("init 401", resp)
 	record("HEAD", head(t, client, endpoint))
 	record("HEAD 404", head(t, client, s.URL+"/v2/upload/00000000-0000-4000-8000-000000000000"))
-	resp, _ = send(t, client, tusRequest(t, http.MethodOptions, s.URL+"/v2/upload/", nil))
+	resp, _ = testkit.Send(t, client, testkit.TusRequest(t, http.MethodOptions, s.URL+"/v2/upload/", nil))
 	record("OPTIONS", resp)
-	resp, _ = send(t, client, patchRequest(t, endpoint, 0, []byte("0123456789")))
+	resp, _ = testkit.Send(t, client, patchRequest(t, endpoint, 0, []byte("0123456789")))
 	record("PATCH", resp)
-	resp, _ = send(t, client, tusRequest(t, http.MethodGet, s.URL+"/nowhere", nil))
+	resp, _ = testkit.Send(t, client, testkit.TusRequest(t, http.MethodGet, s.URL+"/nowhere", nil))
 	record("unknown route", resp)
 
 	seen := make(map[string]bool)

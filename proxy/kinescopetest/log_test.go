@@ -1,38 +1,19 @@
 package kinescopetest_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestLogsKeepSecrets runs every kind of request with a debug logger and
 // checks that neither the token nor an upload id reaches the log.
 func TestLogsKeepSecrets(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := startServer(t, kinescopetest.Options{Logger: logger})
 	client := newClient(t)
@@ -48,7 +29,7 @@ func TestLogsKeepSecrets(t *testing.T) {
 	s.SetFaults(kinescopetest.Faults{FailEvery: 1})
 	head(t, client, endpoint)
 	s.SetFaults(kinescopetest.Faults{})
-	send(t, client, tusRequest(t, http.MethodDelete, endpoint, nil))
+	testkit.Send(t, client, testkit.TusRequest(t, http.MethodDelete, endpoint, nil))
 
 	video, _ := s.Video(id)
 	got := logs.String()

@@ -15,13 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
 func TestUploadInOnePatch(t *testing.T) {
 	s := startServer(t, kinescopetest.Options{})
 	client := newClient(t)
-	data := randomBytes(t, 1<<20+3)
+	data := testkit.RandomBytes(1<<20 + 3)
 	id, endpoint := createVideo(t, client, s, int64(len(data)))
 
 	if got := patch(t, client, endpoint, 0, data); got != int64(len(data)) {
@@ -43,7 +44,7 @@ func TestUploadInOnePatch(t *testing.T) {
 	if video.Offset != int64(len(data)) || !video.Complete || video.Terminated {
 		t.Errorf("Video = %+v, want complete at %d", video, len(data))
 	}
-	checkBytes(t, s, id, data)
+	testkit.CheckBytes(t, s, id, data)
 	if got := s.Stats(); got.Patch != 1 || got.Head != 1 || got.Init != 1 {
 		t.Errorf("Stats = %+v", got)
 	}
@@ -52,13 +53,13 @@ func TestUploadInOnePatch(t *testing.T) {
 func TestUploadInChunks(t *testing.T) {
 	s := startServer(t, kinescopetest.Options{})
 	client := newClient(t)
-	data := randomBytes(t, 700_001)
+	data := testkit.RandomBytes(700_001)
 	id, endpoint := createVideo(t, client, s, int64(len(data)))
 
 	var offset int64
 	for _, size := range []int64{1, 65536, 300_000, 4, 334_460} {
 		offset = patch(t, client, endpoint, offset, data[offset:offset+size])
-		if got := headOffset(t, client, endpoint); got != offset {
+		if got := testkit.HeadOffset(t, client, endpoint); got != offset {
 			t.Fatalf("HEAD offset %d after PATCH answered %d", got, offset)
 		}
 		if video, _ := s.Video(id); video.Offset != offset || video.Complete != (offset == int64(len(data))) {
@@ -68,24 +69,24 @@ func TestUploadInChunks(t *testing.T) {
 	if offset != int64(len(data)) {
 		t.Fatalf("chunks summed to %d, want %d", offset, len(data))
 	}
-	checkBytes(t, s, id, data)
+	testkit.CheckBytes(t, s, id, data)
 }
 
 // TestResumeWithHead uploads part of a file, forgets everything but the
 // endpoint, and finishes from the offset HEAD tells.
 func TestResumeWithHead(t *testing.T) {
 	s := startServer(t, kinescopetest.Options{})
-	data := randomBytes(t, 200_000)
+	data := testkit.RandomBytes(200_000)
 	id, endpoint := createVideo(t, newClient(t), s, int64(len(data)))
 	patch(t, newClient(t), endpoint, 0, data[:77_777])
 
 	client := newClient(t)
-	offset := headOffset(t, client, endpoint)
+	offset := testkit.HeadOffset(t, client, endpoint)
 	if offset != 77_777 {
 		t.Fatalf("HEAD offset %d, want 77777", offset)
 	}
 	patch(t, client, endpoint, offset, data[offset:])
-	checkBytes(t, s, id, data)
+	testkit.CheckBytes(t, s, id, data)
 }
 
 func TestMethodOverride(t *testing.T) {
@@ -96,11 +97,11 @@ func TestMethodOverride(t *testing.T) {
 	req := patchRequest(t, endpoint, 0, []byte("hello"))
 	req.Method = http.MethodPost
 	req.Header.Set("X-HTTP-Method-Override", http.MethodPatch)
-	resp, raw := send(t, client, req)
+	resp, raw := testkit.Send(t, client, req)
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("POST overridden to PATCH: status %d, body %q", resp.StatusCode, raw)
 	}
-	checkBytes(t, s, id, []byte("hello"))
+	testkit.CheckBytes(t, s, id, []byte("hello"))
 	if got := s.Stats().Patch; got != 1 {
 		t.Errorf("Stats().Patch = %d, want 1", got)
 	}
@@ -134,31 +135,31 @@ func TestTusRefusals(t *testing.T) {
 			return patchRequest(t, endpoint, 5, []byte("56789X"))
 		}, http.StatusRequestEntityTooLarge},
 		{"tus creation", func() *http.Request {
-			req := tusRequest(t, http.MethodPost, s.URL+"/v2/upload/", nil)
+			req := testkit.TusRequest(t, http.MethodPost, s.URL+"/v2/upload/", nil)
 			req.Header.Set("Upload-Length", "10")
 			return req
 		}, http.StatusMethodNotAllowed},
 		{"creation without a slash", func() *http.Request {
-			req := tusRequest(t, http.MethodPost, s.URL+"/v2/upload", nil)
+			req := testkit.TusRequest(t, http.MethodPost, s.URL+"/v2/upload", nil)
 			req.Header.Set("Upload-Length", "10")
 			return req
 		}, http.StatusMethodNotAllowed},
 		{"HEAD of an unknown upload", func() *http.Request {
-			return tusRequest(t, http.MethodHead, s.URL+"/v2/upload/00000000-0000-4000-8000-000000000000", nil)
+			return testkit.TusRequest(t, http.MethodHead, s.URL+"/v2/upload/00000000-0000-4000-8000-000000000000", nil)
 		}, http.StatusNotFound},
 		{"HEAD of a malformed id", func() *http.Request {
-			return tusRequest(t, http.MethodHead, s.URL+"/v2/upload/..%2F..%2Fetc", nil)
+			return testkit.TusRequest(t, http.MethodHead, s.URL+"/v2/upload/..%2F..%2Fetc", nil)
 		}, http.StatusNotFound},
 		{"DELETE of a malformed id", func() *http.Request {
-			return tusRequest(t, http.MethodDelete, s.URL+"/v2/upload/x/../y", nil)
+			return testkit.TusRequest(t, http.MethodDelete, s.URL+"/v2/upload/x/../y", nil)
 		}, http.StatusNotFound},
 		{"GET (download is off)", func() *http.Request {
-			return tusRequest(t, http.MethodGet, endpoint, nil)
+			return testkit.TusRequest(t, http.MethodGet, endpoint, nil)
 		}, http.StatusMethodNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, _ := send(t, client, tt.request())
+			resp, _ := testkit.Send(t, client, tt.request())
 			if resp.StatusCode != tt.wantStatus {
 				t.Errorf("status %d, want %d", resp.StatusCode, tt.wantStatus)
 			}
@@ -168,14 +169,14 @@ func TestTusRefusals(t *testing.T) {
 		})
 	}
 	// None of the refusals moved the upload.
-	if got := headOffset(t, client, endpoint); got != 5 {
+	if got := testkit.HeadOffset(t, client, endpoint); got != 5 {
 		t.Errorf("offset %d after refusals, want 5", got)
 	}
 }
 
 func TestOptions(t *testing.T) {
 	s := startServer(t, kinescopetest.Options{})
-	resp, _ := send(t, newClient(t), tusRequest(t, http.MethodOptions, s.URL+"/v2/upload/", nil))
+	resp, _ := testkit.Send(t, newClient(t), testkit.TusRequest(t, http.MethodOptions, s.URL+"/v2/upload/", nil))
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("OPTIONS: status %d", resp.StatusCode)
 	}
@@ -193,14 +194,14 @@ func TestDeleteThenHead(t *testing.T) {
 	id, endpoint := createVideo(t, client, s, 10)
 	patch(t, client, endpoint, 0, []byte("0123"))
 
-	resp, _ := send(t, client, tusRequest(t, http.MethodDelete, endpoint, nil))
+	resp, _ := testkit.Send(t, client, testkit.TusRequest(t, http.MethodDelete, endpoint, nil))
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE: status %d", resp.StatusCode)
 	}
 	if resp := head(t, client, endpoint); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("HEAD after DELETE: status %d, want 404", resp.StatusCode)
 	}
-	resp, _ = send(t, client, patchRequest(t, endpoint, 4, []byte("4")))
+	resp, _ = testkit.Send(t, client, patchRequest(t, endpoint, 4, []byte("4")))
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("PATCH after DELETE: status %d, want 404", resp.StatusCode)
 	}
@@ -231,7 +232,7 @@ func TestConcurrentUploads(t *testing.T) {
 	all := make([]upload, uploads)
 	client := newClient(t)
 	for i := range all {
-		all[i].data = randomBytes(t, 200_000+i*1000)
+		all[i].data = testkit.RandomBytes(200_000 + i*1000)
 		all[i].id, all[i].endpoint = createVideo(t, client, s, int64(len(all[i].data)))
 	}
 
@@ -258,7 +259,7 @@ func TestConcurrentUploads(t *testing.T) {
 	}
 	wg.Wait()
 	for _, u := range all {
-		checkBytes(t, s, u.id, u.data)
+		testkit.CheckBytes(t, s, u.id, u.data)
 	}
 }
 
@@ -299,14 +300,14 @@ func TestLargeUpload(t *testing.T) {
 
 	hash := sha256.New()
 	source := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{1}), size), hash)
-	req := tusRequest(t, http.MethodPatch, endpoint, source)
+	req := testkit.TusRequest(t, http.MethodPatch, endpoint, source)
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/offset+octet-stream")
 	req.Header.Set("Upload-Offset", "0")
-	resp, _ := send(t, client, req)
+	resp, _ := testkit.Send(t, client, req)
 	close(stop)
 	<-sampled
-	if resp.StatusCode != http.StatusNoContent || parseOffset(t, resp) != size {
+	if resp.StatusCode != http.StatusNoContent || testkit.Offset(t, resp) != size {
 		t.Fatalf("PATCH: status %d, offset %s", resp.StatusCode, resp.Header.Get("Upload-Offset"))
 	}
 
@@ -326,7 +327,7 @@ func TestLargeUpload(t *testing.T) {
 // earlier one knows its videos and lets their uploads go on.
 func TestRestartKeepsVideos(t *testing.T) {
 	dir := t.TempDir()
-	data := randomBytes(t, 50_000)
+	data := testkit.RandomBytes(50_000)
 
 	first, err := kinescopetest.NewServer(kinescopetest.Options{Token: testToken, Dir: dir})
 	if err != nil {
@@ -352,7 +353,7 @@ func TestRestartKeepsVideos(t *testing.T) {
 	}
 
 	moved := second.URL + "/v2/upload/" + after[0].UploadID
-	offset := headOffset(t, client, moved)
+	offset := testkit.HeadOffset(t, client, moved)
 	patch(t, client, moved, offset, data[offset:])
-	checkBytes(t, second, id, data)
+	testkit.CheckBytes(t, second, id, data)
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -28,7 +29,7 @@ func getJSON(t *testing.T, client *http.Client, url, token string, into any) int
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, raw := send(t, client, req)
+	resp, raw := testkit.Send(t, client, req)
 	if err := json.Unmarshal(raw, into); err != nil {
 		t.Fatalf("GET %s: body %s: %v", req.URL.Path, raw, err)
 	}
@@ -38,13 +39,13 @@ func getJSON(t *testing.T, client *http.Client, url, token string, into any) int
 func TestVideoRoutes(t *testing.T) {
 	s := startServer(t, kinescopetest.Options{})
 	client := newClient(t)
-	data := randomBytes(t, 1000)
+	data := testkit.RandomBytes(1000)
 	full, fullEndpoint := createVideo(t, client, s, 1000)
 	patch(t, client, fullEndpoint, 0, data)
 	part, partEndpoint := createVideo(t, client, s, 1000)
 	patch(t, client, partEndpoint, 0, data[:400])
 	gone, goneEndpoint := createVideo(t, client, s, 1000)
-	if resp, _ := send(t, client, tusRequest(t, http.MethodDelete, goneEndpoint, nil)); resp.StatusCode != http.StatusNoContent {
+	if resp, _ := testkit.Send(t, client, testkit.TusRequest(t, http.MethodDelete, goneEndpoint, nil)); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE: status %d", resp.StatusCode)
 	}
 
@@ -61,8 +62,8 @@ func TestVideoRoutes(t *testing.T) {
 		terminated bool
 		sha256     string
 	}{
-		{full, 1000, true, false, sha256Hex(data)},
-		{part, 400, false, false, sha256Hex(data[:400])},
+		{full, 1000, true, false, testkit.SHA256Hex(data)},
+		{part, 400, false, false, testkit.SHA256Hex(data[:400])},
 		{gone, 0, false, true, ""},
 	}
 	if len(list.Data) != len(want) {

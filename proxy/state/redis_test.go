@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"runtime"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kinescope-tools/tusproxy/internal/redistest"
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 	"github.com/kinescope-tools/tusproxy/proxy/state/statetest"
 )
@@ -478,21 +478,9 @@ func TestRedisClosed(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback address where nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 func TestRedisErrorsHideTheURL(t *testing.T) {
 	const password = "s3cr3t-Pa55"
-	closed := closedPort(t)
+	closed := testkit.FreeAddr(t)
 	tests := []struct {
 		name, url string
 		want      string // in the error
