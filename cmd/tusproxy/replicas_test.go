@@ -106,12 +106,6 @@ func (r *redisServer) stop() {
 	}
 }
 
-func (r *redisServer) restart() {
-	r.t.Helper()
-	r.stop()
-	r.start(r.cmd.Path)
-}
-
 // balancer spreads requests round-robin over the replicas that are up, like
 // a load balancer without sticky sessions, and more: the requests of one
 // upload take the replicas in turn, so no two in a row meet the same one.

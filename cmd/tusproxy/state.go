@@ -34,12 +34,8 @@ func openState(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 		// Validate refused it already; this is for a Config built by hand.
 		return nil, fmt.Errorf("TUSPROXY_STORE: %w", err)
 	}
-	switch spec.Kind {
-	case storespec.Memory:
-		store := state.NewMemory()
-		return &sharedState{store: store, close: func() { _ = store.Close() }}, nil
-	case storespec.Bolt:
-		store, err := state.OpenBolt(spec.Path)
+	if spec.Kind != storespec.Redis {
+		store, err := state.Open(cfg.Store)
 		if err != nil {
 			return nil, err
 		}

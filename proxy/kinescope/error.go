@@ -36,12 +36,6 @@ const (
 	KindCanceled
 )
 
-// Kinds lists every Kind Init can report, in declaration order, so that
-// metrics can create their label values up front.
-func Kinds() []Kind {
-	return []Kind{KindAuth, KindLimit, KindBadRequest, KindRateLimited, KindUnavailable, KindTimeout, KindBadResponse, KindCanceled}
-}
-
 // String returns a stable lowercase name, fit for a metric label or a log
 // field. The names never change once published.
 func (k Kind) String() string {
