@@ -69,7 +69,41 @@ func (c *Config) problems() []error {
 	return problems
 }
 
+// proxyProblems checks the settings of the proxy (serve and dev), in the
+// order the problems are reported.
 func (c *Config) proxyProblems(add func(name, string, ...any)) {
+	c.kinescopeProblems(add)
+	basePathOK := c.addressProblems(add)
+	c.clientIPProblems(add)
+	c.corsProblems(add)
+	c.sizeProblems(add)
+	c.upstreamProblems(add)
+	c.timeoutProblems(add)
+	if c.MaxHeaderBytes < minMaxHeaderBytes || c.MaxHeaderBytes > maxMaxHeaderBytes {
+		add(nameMaxHeaderBytes, "is %s; must be from 4KiB to 16MiB", formatSize(c.MaxHeaderBytes))
+	}
+	c.tlsProblems(add)
+	if c.UploadTTL < 0 {
+		add(nameUploadTTL, "is %s; must not be negative (0 means never expire)", c.UploadTTL)
+	}
+	if _, err := storespec.Parse(c.Store); err != nil {
+		add(nameStore, "%s", err)
+	}
+	c.seedPathProblems(add, basePathOK)
+	c.authProblems(add)
+	c.limitProblems(add)
+	c.metricsProblems(add)
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, " \t\r\n*?[]") {
+		add(nameRedisPrefix, "%q must be non-empty, without spaces or glob characters (such as tusproxy: or staging:tusproxy:)", c.RedisPrefix)
+	}
+	if c.LockLease < time.Second || c.LockLease > 5*time.Minute {
+		add(nameLockLease, "is %s; must be from 1s to 5m", c.LockLease)
+	}
+}
+
+// kinescopeProblems checks what the proxy needs to ask Kinescope for
+// uploads: the API token, the parent (project or folder) and the init URL.
+func (c *Config) kinescopeProblems(add func(name, string, ...any)) {
 	// In dev the API token is usually the emulator token, whose problems
 	// are reported once, under its own name.
 	if c.Command == CommandServe || (c.APIToken != "" && c.APIToken != c.EmulatorToken) {
@@ -91,11 +125,17 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 			add(nameInitURL, "%s", msg)
 		}
 	}
+}
+
+// addressProblems checks where the proxy listens and the URLs it answers
+// under. basePathOK is false when the base path is unusable, so that checks
+// against it are skipped.
+func (c *Config) addressProblems(add func(name, string, ...any)) (basePathOK bool) {
 	if msg := listenProblem(c.Listen); msg != "" {
 		add(nameListen, "%s", msg)
 	}
 
-	basePathOK := true
+	basePathOK = true
 	if !strings.HasPrefix(c.BasePath, "/") || !strings.HasSuffix(c.BasePath, "/") {
 		add(nameBasePath, "%q must start and end with /", c.BasePath)
 		basePathOK = false
@@ -109,6 +149,13 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 			add(namePublicURL, "%s", msg)
 		}
 	}
+
+	return basePathOK
+}
+
+// clientIPProblems checks how the client's address is found behind reverse
+// proxies.
+func (c *Config) clientIPProblems(add func(name, string, ...any)) {
 	for _, p := range c.TrustedProxies {
 		if !p.IsValid() {
 			add(nameTrustedProxies, "contains an invalid prefix")
@@ -127,7 +174,10 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 	if c.ClientIPHeader != ClientIPXForwardedFor && c.ClientIPHeader != ClientIPForwarded && c.ClientIPHeader != ClientIPXRealIP {
 		add(nameClientIPHeader, "%q is not a forwarding header tusproxy reads (use x-forwarded-for, forwarded or x-real-ip)", c.ClientIPHeader)
 	}
-	c.corsProblems(add)
+}
+
+// sizeProblems checks the bounds of an upload and of its metadata.
+func (c *Config) sizeProblems(add func(name, string, ...any)) {
 	if c.MaxSize < 0 {
 		add(nameMaxSize, "is %d; must not be negative", c.MaxSize)
 	}
@@ -138,6 +188,10 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 			formatSize(c.MaxMetadataBytes), nameMaxHeaderBytes, formatSize(c.MaxHeaderBytes))
 	}
 
+}
+
+// upstreamProblems checks the upload endpoints the proxy may forward to.
+func (c *Config) upstreamProblems(add func(name, string, ...any)) {
 	// The dev command adds its emulator's host:port to the list.
 	if len(c.UpstreamHosts) == 0 && c.Command == CommandServe {
 		add(nameUpstreamHosts, "must name at least one host")
@@ -150,6 +204,10 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 	if c.UpstreamChunkSize != 0 && c.UpstreamChunkSize < minUpstreamChunkSize {
 		add(nameUpstreamChunkSize, "is %s; must be 0 (never split) or at least 64KiB", formatSize(c.UpstreamChunkSize))
 	}
+}
+
+// timeoutProblems checks the timeouts and the minimum body rate.
+func (c *Config) timeoutProblems(add func(name, string, ...any)) {
 	positive := func(n name, d time.Duration) {
 		if d <= 0 {
 			add(n, "is %s; must be more than 0", d)
@@ -167,17 +225,11 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 	if c.MinBodyRate > 0 && c.MinBodyRateWindow < time.Second {
 		add(nameMinBodyRateWindow, "is %s; must be at least 1s (a shorter window cuts clients for a network hiccup)", c.MinBodyRateWindow)
 	}
-	if c.MaxHeaderBytes < minMaxHeaderBytes || c.MaxHeaderBytes > maxMaxHeaderBytes {
-		add(nameMaxHeaderBytes, "is %s; must be from 4KiB to 16MiB", formatSize(c.MaxHeaderBytes))
-	}
-	c.tlsProblems(add)
-	if c.UploadTTL < 0 {
-		add(nameUploadTTL, "is %s; must not be negative (0 means never expire)", c.UploadTTL)
-	}
-	if _, err := storespec.Parse(c.Store); err != nil {
-		add(nameStore, "%s", err)
-	}
+}
 
+// seedPathProblems checks the path of the seed route, which must not
+// overlap the tus base path.
+func (c *Config) seedPathProblems(add func(name, string, ...any), basePathOK bool) {
 	if c.SeedPath != "" {
 		switch {
 		case !strings.HasPrefix(c.SeedPath, "/"):
@@ -189,7 +241,10 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 		}
 	}
 
-	c.authProblems(add)
+}
+
+// limitProblems checks the per-address and global request limits.
+func (c *Config) limitProblems(add func(name, string, ...any)) {
 	for _, limit := range []struct {
 		name
 		value int
@@ -201,13 +256,6 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 		if limit.value < 0 {
 			add(limit.name, "is %d; must not be negative (0 means unlimited)", limit.value)
 		}
-	}
-	c.metricsProblems(add)
-	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, " \t\r\n*?[]") {
-		add(nameRedisPrefix, "%q must be non-empty, without spaces or glob characters (such as tusproxy: or staging:tusproxy:)", c.RedisPrefix)
-	}
-	if c.LockLease < time.Second || c.LockLease > 5*time.Minute {
-		add(nameLockLease, "is %s; must be from 1s to 5m", c.LockLease)
 	}
 }
 
