@@ -123,38 +123,23 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 	if err != nil {
 		return err
 	}
-	var cert *tls.Certificate
-	if cfg.TLSCertFile != "" {
-		c, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
-		if err != nil {
-			return fmt.Errorf("TUSPROXY_TLS_CERT_FILE/TUSPROXY_TLS_KEY_FILE: %w", err)
-		}
-		cert = &c
+	cert, err := loadCertificate(cfg)
+	if err != nil {
+		return err
 	}
 	// Bind before serving, so a taken port is an error at start.
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
-	var admin *http.Server
-	var adminAddr net.Addr
-	if cfg.MetricsListen != "" {
-		adminLn, err := net.Listen("tcp", cfg.MetricsListen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("admin listener (TUSPROXY_METRICS_LISTEN): %w", err)
-		}
-		adminAddr = adminLn.Addr()
-		admin = newServer(svc.AdminHandler(registry), logger, cfg.ReadHeaderTimeout, cfg.MaxHeaderBytes)
-		go func() {
-			if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error("admin listener failed", slog.String("error", err.Error()))
-			}
-		}()
-		// Closed last, so /readyz tells the load balancer about the
-		// shutdown while uploads drain.
-		defer admin.Close()
+	adminAddr, stopAdmin, err := startAdmin(cfg, svc.AdminHandler(registry), logger)
+	if err != nil {
+		ln.Close()
+		return err
 	}
+	// Closed last, so /readyz tells the load balancer about the shutdown
+	// while uploads drain.
+	defer stopAdmin()
 	srv := newServer(svc, logger, cfg.ReadHeaderTimeout, cfg.MaxHeaderBytes)
 	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSweep()
@@ -186,6 +171,53 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 		return err
 	case <-ctx.Done():
 	}
+	shutdown(cfg, svc, srv, logger)
+	return nil
+}
+
+// loadCertificate reads the TLS certificate and key, nil when the proxy
+// serves plain HTTP.
+func loadCertificate(cfg *config.Config) (*tls.Certificate, error) {
+	if cfg.TLSCertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TUSPROXY_TLS_CERT_FILE/TUSPROXY_TLS_KEY_FILE: %w", err)
+	}
+	return &cert, nil
+}
+
+// startAdmin serves the admin handler (metrics, readiness) on its own
+// listener, when one is configured: addr is then where it listens, and
+// stop closes it. Without one, addr is nil and stop does nothing.
+func startAdmin(cfg *config.Config, handler http.Handler, logger *slog.Logger) (addr net.Addr, stop func(), err error) {
+	if cfg.MetricsListen == "" {
+		return nil, func() {}, nil
+	}
+	adminLn, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin listener (TUSPROXY_METRICS_LISTEN): %w", err)
+	}
+	admin := newServer(handler, logger, cfg.ReadHeaderTimeout, cfg.MaxHeaderBytes)
+	go func() {
+		if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("admin listener failed", slog.String("error", err.Error()))
+		}
+	}()
+	return adminLn.Addr(), func() { _ = admin.Close() }, nil
+}
+
+// uploads is what shutdown asks of the proxy: refuse new uploads (Drain),
+// and stop those still streaming (Abort).
+type uploads interface {
+	Drain()
+	Abort()
+}
+
+// shutdown stops srv gracefully: new uploads are refused while those in
+// flight get cfg.ShutdownTimeout to finish; then the rest are stopped.
+func shutdown(cfg *config.Config, svc uploads, srv *http.Server, logger *slog.Logger) {
 	logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
 	svc.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -202,7 +234,6 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 		}
 	}
 	logger.Info("stopped")
-	return nil
 }
 
 // emulator is a running Kinescope emulator.
