@@ -31,21 +31,7 @@ var (
 
 // handleTus is /v2/upload/{uploadID}: tusd's handler, with the faults around it.
 func (e *Emulator) handleTus(w http.ResponseWriter, r *http.Request) {
-	// tusd honours X-HTTP-Method-Override on POST only; count and plan by the
-	// method tusd will act on.
-	method := r.Method
-	if override := r.Header.Get("X-HTTP-Method-Override"); method == http.MethodPost && override != "" {
-		method = override
-	}
-	switch method {
-	case http.MethodHead:
-		e.headCount.Add(1)
-	case http.MethodPatch:
-		e.patchCount.Add(1)
-	case http.MethodDelete:
-		e.deleteCount.Add(1)
-	}
-
+	method := e.countTus(r)
 	ctx := r.Context()
 	plan := e.planTus(method)
 	uploadID := strings.Trim(strings.TrimPrefix(r.URL.Path, uploadPath), "/")
@@ -72,19 +58,7 @@ func (e *Emulator) handleTus(w http.ResponseWriter, r *http.Request) {
 		writeTusError(tw, r, handler.NewError(injectedFailureCode, "failure injected by kinescopetest", plan.failStatus))
 		return
 	}
-	// tusd checks Tus-Resumable before routing; so do the emulator's own
-	// refusals, to answer what tusd would.
-	if versionChecked(method) && r.Header.Get("Tus-Resumable") != tusVersion {
-		e.tus.ServeHTTP(tw, r)
-		return
-	}
-	if method == http.MethodPost {
-		tw.Header().Set("Allow", "HEAD, PATCH, DELETE, OPTIONS")
-		writeTusError(tw, r, errCreationRefused)
-		return
-	}
-	if uploadID != "" && method != http.MethodOptions && !isUUID(uploadID) {
-		writeTusError(tw, r, handler.ErrNotFound)
+	if e.refuseTus(tw, r, method, uploadID) {
 		return
 	}
 
@@ -96,24 +70,11 @@ func (e *Emulator) handleTus(w http.ResponseWriter, r *http.Request) {
 
 	if plan.cutAfter < 0 {
 		e.tus.ServeHTTP(tw, r)
-	} else {
-		body := &cutBody{ReadCloser: r.Body, remaining: plan.cutAfter}
-		cutRequest := r.WithContext(ctx) // a shallow copy whose Body may change
-		cutRequest.Body = body
-		held := &heldResponse{dst: tw, header: make(http.Header)}
-		e.tus.ServeHTTP(held, cutRequest)
-		if body.tripped.Load() {
-			// tusd has returned: the bytes before the cut are in the store
-			// before the client can see the connection go.
-			if video != nil {
-				e.observe(uploadID, false)
-			}
-			e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: PATCH cut (fault)", requestID, videoID,
-				slog.Int64("kept_bytes", plan.cutAfter))
-			abortConnection(w)
-			return
-		}
-		held.replay()
+	} else if e.serveCut(tw, r, plan.cutAfter, uploadID, video != nil) {
+		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: PATCH cut (fault)", requestID, videoID,
+			slog.Int64("kept_bytes", plan.cutAfter))
+		abortConnection(w)
+		return
 	}
 
 	if video != nil {
@@ -121,6 +82,67 @@ func (e *Emulator) handleTus(w http.ResponseWriter, r *http.Request) {
 	}
 	e.log.LogAttrs(ctx, slog.LevelDebug, "kinescopetest: tus request", requestID, videoID,
 		slog.String("method", method), slog.Int("status", tw.status))
+}
+
+// countTus counts the request by the method tusd will act on, and returns
+// it: tusd honours X-HTTP-Method-Override on POST only.
+func (e *Emulator) countTus(r *http.Request) (method string) {
+	method = r.Method
+	if override := r.Header.Get("X-HTTP-Method-Override"); method == http.MethodPost && override != "" {
+		method = override
+	}
+	switch method {
+	case http.MethodHead:
+		e.headCount.Add(1)
+	case http.MethodPatch:
+		e.patchCount.Add(1)
+	case http.MethodDelete:
+		e.deleteCount.Add(1)
+	}
+	return method
+}
+
+// refuseTus answers the requests the emulator refuses before tusd sees
+// them, and reports whether it did: creation (endpoints come from /v2/init
+// only) and upload ids that cannot be one of its own. tusd checks
+// Tus-Resumable before routing, so a request without it is left to tusd,
+// to answer what tusd would.
+func (e *Emulator) refuseTus(w http.ResponseWriter, r *http.Request, method, uploadID string) bool {
+	if versionChecked(method) && r.Header.Get("Tus-Resumable") != tusVersion {
+		e.tus.ServeHTTP(w, r)
+		return true
+	}
+	if method == http.MethodPost {
+		w.Header().Set("Allow", "HEAD, PATCH, DELETE, OPTIONS")
+		writeTusError(w, r, errCreationRefused)
+		return true
+	}
+	if uploadID != "" && method != http.MethodOptions && !isUUID(uploadID) {
+		writeTusError(w, r, handler.ErrNotFound)
+		return true
+	}
+	return false
+}
+
+// serveCut lets tusd serve a PATCH whose body ends after cutAfter bytes, and
+// reports whether the cut happened; the caller then drops the connection.
+// tusd's answer is held until then, and sent only when there was no cut.
+func (e *Emulator) serveCut(w http.ResponseWriter, r *http.Request, cutAfter int64, uploadID string, known bool) (cut bool) {
+	body := &cutBody{ReadCloser: r.Body, remaining: cutAfter}
+	cutRequest := r.WithContext(r.Context()) // a shallow copy whose Body may change
+	cutRequest.Body = body
+	held := &heldResponse{dst: w, header: make(http.Header)}
+	e.tus.ServeHTTP(held, cutRequest)
+	if !body.tripped.Load() {
+		held.replay()
+		return false
+	}
+	// tusd has returned: the bytes before the cut are in the store before
+	// the client can see the connection go.
+	if known {
+		e.observe(uploadID, false)
+	}
+	return true
 }
 
 // versionChecked reports whether tusd requires Tus-Resumable for method.
