@@ -63,55 +63,11 @@ func (e *Emulator) handleInit(w http.ResponseWriter, r *http.Request) {
 	// (and cancels ctx) only once the body has been read to its end.
 	raw, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInitBody))
 
-	if !sleepCtx(ctx, plan.delay) {
-		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init abandoned by the client", requestID)
+	if e.injectInitFault(w, r, plan, requestID) || !e.acceptInit(w, r, requestID) {
 		return
 	}
-	if plan.drop {
-		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init dropped (fault)", requestID)
-		abortConnection(w)
-		return
-	}
-	if plan.status != 0 {
-		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init refused (fault)", requestID, slog.Int("status", plan.status))
-		if plan.body != "" {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(plan.status)
-			_, _ = io.WriteString(w, plan.body)
-			return
-		}
-		code, message := apiErrorFor(plan.status)
-		writeAPIError(w, plan.status, code, message, "injected by kinescopetest Faults.InitStatus")
-		return
-	}
-
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeAPIError(w, http.StatusMethodNotAllowed, codeNotAllowed, "Method not allowed", "use POST")
-		return
-	}
-	if !e.authorized(r) {
-		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init unauthorized", requestID)
-		writeAPIError(w, http.StatusUnauthorized, codeUnauthorized, "Unauthorized",
-			"a valid API token is required as Authorization: Bearer <token>")
-		return
-	}
-
-	if readErr != nil {
-		if maxErr := (*http.MaxBytesError)(nil); errors.As(readErr, &maxErr) {
-			writeAPIError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "Request body too large", "the JSON body is limited to 1 MiB")
-			return
-		}
-		// The client went away while sending: nobody reads an answer.
-		return
-	}
-	var req initRequest
-	if err := json.Unmarshal(raw, &req); err != nil {
-		writeAPIError(w, http.StatusBadRequest, codeJSONSyntax, "JSON syntax error", err.Error())
-		return
-	}
-	if problems := req.problems(); problems != "" {
-		writeAPIError(w, http.StatusBadRequest, codeBadRequest, "Bad request", problems)
+	req, ok := decodeInit(w, raw, readErr)
+	if !ok {
 		return
 	}
 
@@ -133,6 +89,74 @@ func (e *Emulator) handleInit(w http.ResponseWriter, r *http.Request) {
 		Filesize: video.Filesize,
 		ParentID: video.ParentID,
 	}})
+}
+
+// injectInitFault plays the init faults in effect (delay, dropped
+// connection, refusal) and reports whether the request is answered (or
+// abandoned) by them.
+func (e *Emulator) injectInitFault(w http.ResponseWriter, r *http.Request, plan initPlan, requestID slog.Attr) bool {
+	if !sleepCtx(r.Context(), plan.delay) {
+		e.log.LogAttrs(r.Context(), slog.LevelInfo, "kinescopetest: init abandoned by the client", requestID)
+		return true
+	}
+	if plan.drop {
+		e.log.LogAttrs(r.Context(), slog.LevelInfo, "kinescopetest: init dropped (fault)", requestID)
+		abortConnection(w)
+		return true
+	}
+	if plan.status != 0 {
+		e.log.LogAttrs(r.Context(), slog.LevelInfo, "kinescopetest: init refused (fault)", requestID, slog.Int("status", plan.status))
+		if plan.body != "" {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(plan.status)
+			_, _ = io.WriteString(w, plan.body)
+			return true
+		}
+		code, message := apiErrorFor(plan.status)
+		writeAPIError(w, plan.status, code, message, "injected by kinescopetest Faults.InitStatus")
+		return true
+	}
+	return false
+}
+
+// acceptInit refuses, and reports false for, an init that is not a POST or
+// not authorized.
+func (e *Emulator) acceptInit(w http.ResponseWriter, r *http.Request, requestID slog.Attr) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeAPIError(w, http.StatusMethodNotAllowed, codeNotAllowed, "Method not allowed", "use POST")
+		return false
+	}
+	if !e.authorized(r) {
+		e.log.LogAttrs(r.Context(), slog.LevelInfo, "kinescopetest: init unauthorized", requestID)
+		writeAPIError(w, http.StatusUnauthorized, codeUnauthorized, "Unauthorized",
+			"a valid API token is required as Authorization: Bearer <token>")
+		return false
+	}
+	return true
+}
+
+// decodeInit reads and checks the JSON body of an init, raw as read with
+// readErr. It answers, and reports false, when the body is unusable.
+func decodeInit(w http.ResponseWriter, raw []byte, readErr error) (initRequest, bool) {
+	if readErr != nil {
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(readErr, &maxErr) {
+			writeAPIError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "Request body too large", "the JSON body is limited to 1 MiB")
+			return initRequest{}, false
+		}
+		// The client went away while sending: nobody reads an answer.
+		return initRequest{}, false
+	}
+	var req initRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		writeAPIError(w, http.StatusBadRequest, codeJSONSyntax, "JSON syntax error", err.Error())
+		return initRequest{}, false
+	}
+	if problems := req.problems(); problems != "" {
+		writeAPIError(w, http.StatusBadRequest, codeBadRequest, "Bad request", problems)
+		return initRequest{}, false
+	}
+	return req, true
 }
 
 // authorized reports whether r carries "Authorization: Bearer <token>". The
