@@ -361,31 +361,51 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 	}
 
 	used := settingsFor(cmd)
+	given, problems, err := parseFlags(cmd, used, args, usage)
+	if err != nil {
+		return nil, err
+	}
+	c, createRateGiven, settingProblems := readSettings(cmd, used, given, getenv)
+	problems = append(problems, settingProblems...)
+	c.deriveDefaults(createRateGiven)
+
+	problems = append(problems, c.problems()...)
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return c, nil
+}
+
+// parseFlags reads args into the raw text of each flag of used. Values are
+// parsed later, with the environment, so that all bad values are reported,
+// not just the first one. err is flag's own (it names only the flag, never
+// its value); problems are stray arguments.
+func parseFlags(cmd Command, used []*setting, args []string, usage io.Writer) (given map[*setting]*rawFlag, problems []error, err error) {
 	fs := flag.NewFlagSet("tusproxy "+string(cmd), flag.ContinueOnError)
 	fs.SetOutput(usage)
 	fs.Usage = func() { writeUsage(usage, cmd, used) }
-	// Every flag only records its raw text here; values are parsed below so
-	// that all bad values are reported, not just the first one.
-	given := make(map[*setting]*rawFlag, len(used))
+	given = make(map[*setting]*rawFlag, len(used))
 	for _, s := range used {
 		raw := &rawFlag{}
 		given[s] = raw
 		fs.Var(raw, s.flag, s.help)
 	}
 	if err := fs.Parse(args); err != nil {
-		// flag's own errors name only the flag, never its value.
-		return nil, err
+		return nil, nil, err
 	}
-
-	var problems []error
 	if fs.NArg() > 0 {
 		// Stray words are not quoted: one may be a token whose flag was
 		// mistyped, as in "-kinescope-api-token= SECRET".
 		problems = append(problems, fmt.Errorf("%d unexpected argument(s) after the flags: give settings as -name=value", fs.NArg()))
 	}
+	return given, problems, nil
+}
 
-	c := &Config{Command: cmd}
-	createRateGiven := false
+// readSettings builds the Config of cmd: each setting of used from its flag,
+// else from its environment variable, else its default. createRateGiven
+// reports whether the operator chose a creation rate.
+func readSettings(cmd Command, used []*setting, given map[*setting]*rawFlag, getenv func(string) string) (c *Config, createRateGiven bool, problems []error) {
+	c = &Config{Command: cmd}
 	for _, s := range used {
 		// The default goes in first so that a bad value leaves the field at
 		// its default and Validate does not report the same setting twice.
@@ -407,8 +427,12 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 			problems = append(problems, &SettingError{Flag: s.flag, Env: s.env, Problem: msg})
 		}
 	}
+	return c, createRateGiven, problems
+}
 
-	if cmd == CommandDev {
+// deriveDefaults fills the settings whose default depends on others.
+func (c *Config) deriveDefaults(createRateGiven bool) {
+	if c.Command == CommandDev {
 		if c.EmulatorToken == "" {
 			c.EmulatorToken = randomToken()
 		}
@@ -416,18 +440,11 @@ func Load(cmd Command, args []string, getenv func(string) string, usage io.Write
 			c.APIToken = c.EmulatorToken
 		}
 	}
-
 	// Anonymous uploads on the internet get a creation rate unless the
 	// operator chose one, 0 included.
-	if cmd == CommandServe && !createRateGiven && !c.AuthEnabled() {
+	if c.Command == CommandServe && !createRateGiven && !c.AuthEnabled() {
 		c.CreateRate = AnonymousCreateRate
 	}
-
-	problems = append(problems, c.problems()...)
-	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
-	}
-	return c, nil
 }
 
 // randomToken returns 32 hex characters from crypto/rand.
