@@ -28,128 +28,37 @@ func (b *bench) report() *report {
 	r := &report{b: b}
 	r.table = append(r.table, []string{"", "direct", "reverse proxy", "tusproxy", "reverse proxy vs direct", "tusproxy vs direct"})
 	sz := b.sz
+	uploads := b.opts.only[single] || b.opts.only[chunked] || b.opts.only[concurrent]
 
-	throughput := func(w workload, label string) {
-		if !b.opts.only[w] {
-			return
-		}
-		row := []string{label}
-		var values [3]float64
-		for _, k := range kinds {
-			values[k] = b.throughput(w, k)
-			row = append(row, formatOrDash(values[k], "%.0f"))
-		}
-		row = append(row, percentOf(values[reverseProxy], values[direct]), percentOf(values[viaTusproxy], values[direct]))
-		r.table = append(r.table, row)
-	}
-	latency := func(w workload, label string, format string) {
-		if !b.opts.only[w] {
-			return
-		}
-		row := []string{label}
-		var p99 [3]time.Duration
-		for _, k := range kinds {
-			samples := b.latencies(w, k)
-			if len(samples) == 0 {
-				row = append(row, "—")
-				continue
-			}
-			p99[k] = percentile(samples, 99)
-			row = append(row, fmt.Sprintf(format+" / "+format+" / "+format,
-				ms(percentile(samples, 50)), ms(percentile(samples, 95)), ms(p99[k])))
-		}
-		for _, k := range []targetKind{reverseProxy, viaTusproxy} {
-			if p99[k] == 0 || p99[direct] == 0 {
-				row = append(row, "—")
-				continue
-			}
-			row = append(row, fmt.Sprintf("p99 %+.2f ms", ms(p99[k]-p99[direct])))
-		}
-		r.table = append(r.table, row)
-	}
-	perHop := func(label string, value func(targetKind) (float64, bool), format string) {
-		row := []string{label, "—"}
-		var values [3]float64
-		for _, k := range []targetKind{reverseProxy, viaTusproxy} {
-			v, ok := value(k)
-			if !ok {
-				row = append(row, "—")
-				continue
-			}
-			values[k] = v
-			row = append(row, fmt.Sprintf(format, v))
-		}
-		ratio := "—"
-		if values[reverseProxy] > 0 && values[viaTusproxy] > 0 {
-			ratio = fmt.Sprintf("%.2f× reverse proxy", values[viaTusproxy]/values[reverseProxy])
-		}
-		r.table = append(r.table, append(row, "—", ratio))
-	}
-
-	throughput(single, fmt.Sprintf("%s in one PATCH: MB/s", size(sz.single)))
-	throughput(chunked, fmt.Sprintf("%s in %s PATCHes: MB/s", size(sz.chunked), size(sz.chunk)))
-	latency(chunked, fmt.Sprintf("%s PATCH latency p50 / p95 / p99, ms", size(sz.chunk)), "%.1f")
-	throughput(concurrent, fmt.Sprintf("%d × %s concurrent: MB/s (all uploads)", sz.uploads, size(sz.uploadSize)))
-	latency(concurrent, fmt.Sprintf("%d × %s: upload time p50 / p95 / p99, ms", sz.uploads, size(sz.uploadSize)), "%.0f")
+	r.throughputRow(single, fmt.Sprintf("%s in one PATCH: MB/s", size(sz.single)))
+	r.throughputRow(chunked, fmt.Sprintf("%s in %s PATCHes: MB/s", size(sz.chunked), size(sz.chunk)))
+	r.latencyRow(chunked, fmt.Sprintf("%s PATCH latency p50 / p95 / p99, ms", size(sz.chunk)), "%.1f")
+	r.throughputRow(concurrent, fmt.Sprintf("%d × %s concurrent: MB/s (all uploads)", sz.uploads, size(sz.uploadSize)))
+	r.latencyRow(concurrent, fmt.Sprintf("%d × %s: upload time p50 / p95 / p99, ms", sz.uploads, size(sz.uploadSize)), "%.0f")
 	if b.opts.only[creations] {
-		row := []string{fmt.Sprintf("creations at %d/s for %s: achieved/s", sz.createRate, sz.createFor)}
-		var values [3]float64
-		for _, k := range kinds {
-			values[k] = b.creationRate(k)
-			row = append(row, formatOrDash(values[k], "%.0f"))
-		}
-		row = append(row, percentOf(values[reverseProxy], values[direct]), percentOf(values[viaTusproxy], values[direct]))
-		r.table = append(r.table, row)
+		r.comparedRow(fmt.Sprintf("creations at %d/s for %s: achieved/s", sz.createRate, sz.createFor), b.creationRate)
 	}
-	latency(creations, "creation latency p50 / p95 / p99, ms", "%.2f")
-	latency(heads, "HEAD latency p50 / p95 / p99, ms", "%.3f")
+	r.latencyRow(creations, "creation latency p50 / p95 / p99, ms", "%.2f")
+	r.latencyRow(heads, "HEAD latency p50 / p95 / p99, ms", "%.3f")
 	for _, w := range []workload{single, chunked, concurrent} {
 		if !b.opts.only[w] {
 			continue
 		}
-		perHop(fmt.Sprintf("hop CPU s/GB, %s", w.key()), func(k targetKind) (float64, bool) { return b.hopCPUPerGB(w, k) }, "%.2f")
+		r.perHopRow(fmt.Sprintf("hop CPU s/GB, %s", w.key()), func(k targetKind) (float64, bool) { return b.hopCPUPerGB(w, k) }, "%.2f")
 	}
-	if b.opts.only[single] || b.opts.only[chunked] || b.opts.only[concurrent] {
-		row := []string{"emulator CPU s/GB (all upload workloads)"}
-		for _, k := range kinds {
-			v, ok := b.emulatorCPUPerGB(k)
-			if !ok {
-				row = append(row, "—")
-				continue
-			}
-			row = append(row, fmt.Sprintf("%.2f", v))
-		}
-		r.table = append(r.table, append(row, "—", "—"))
-	}
-	if b.opts.only[single] || b.opts.only[chunked] || b.opts.only[concurrent] {
+	if uploads {
+		r.perTargetRow("emulator CPU s/GB (all upload workloads)", b.emulatorCPUPerGB, "%.2f", 1)
 		// On a small machine the client, the hop and the emulator compete
 		// for the cores: this row tells whether a target was limited by CPU
 		// (near 100%) or by waiting.
-		row := []string{fmt.Sprintf("machine busy during uploads (client + hop + emulator CPU / %d cores)", runtime.NumCPU())}
-		for _, k := range kinds {
-			v, ok := b.busy(k)
-			if !ok {
-				row = append(row, "—")
-				continue
-			}
-			row = append(row, fmt.Sprintf("%.0f%%", 100*v))
-		}
-		r.table = append(r.table, append(row, "—", "—"))
+		r.perTargetRow(fmt.Sprintf("machine busy during uploads (client + hop + emulator CPU / %d cores)", runtime.NumCPU()),
+			b.busy, "%.0f%%", 100)
 	}
 	// Anything else running on the machine skews the comparison; this row
 	// shows how much did, so that a noisy run can be recognised.
-	otherRow := []string{"other processes' CPU during the measured runs, % of the machine"}
-	for _, k := range kinds {
-		v, ok := b.otherLoad(k)
-		if !ok {
-			otherRow = append(otherRow, "—")
-			continue
-		}
-		otherRow = append(otherRow, fmt.Sprintf("%.0f%%", 100*v))
-	}
-	r.table = append(r.table, append(otherRow, "—", "—"))
+	r.perTargetRow("other processes' CPU during the measured runs, % of the machine", b.otherLoad, "%.0f%%", 100)
 	if b.opts.only[creations] {
-		perHop("hop peak RSS with the creations (fresh process), MiB", func(k targetKind) (float64, bool) {
+		r.perHopRow("hop peak RSS with the creations (fresh process), MiB", func(k targetKind) (float64, bool) {
 			var peak int64
 			for _, res := range b.results[creations][k] {
 				peak = max(peak, res.rssPeak)
@@ -158,16 +67,16 @@ func (b *bench) report() *report {
 		}, "%.1f")
 	}
 	if b.opts.only[concurrent] {
-		perHop("hop peak RSS with the concurrent uploads (fresh process), MiB", func(k targetKind) (float64, bool) {
+		r.perHopRow("hop peak RSS with the concurrent uploads (fresh process), MiB", func(k targetKind) (float64, bool) {
 			peak, _ := b.concurrentRSS(k)
 			return float64(peak) / (1 << 20), peak > 0
 		}, "%.1f")
-		perHop("hop RSS per in-flight upload, KiB", func(k targetKind) (float64, bool) {
+		r.perHopRow("hop RSS per in-flight upload, KiB", func(k targetKind) (float64, bool) {
 			_, perUpload := b.concurrentRSS(k)
 			return perUpload / 1024, perUpload > 0
 		}, "%.0f")
 	}
-	perHop("hop peak RSS over the whole run (VmHWM; workloads add up), MiB", func(k targetKind) (float64, bool) {
+	r.perHopRow("hop peak RSS over the whole run (VmHWM; workloads add up), MiB", func(k targetKind) (float64, bool) {
 		v, ok := b.peakRSS[k]
 		return float64(v) / (1 << 20), ok && v > 0
 	}, "%.1f")
@@ -183,6 +92,90 @@ func (b *bench) report() *report {
 
 	r.targets = b.checkTargets()
 	return r
+}
+
+// throughputRow adds the median MB/s of w on every target, when w ran.
+func (r *report) throughputRow(w workload, label string) {
+	if !r.b.opts.only[w] {
+		return
+	}
+	r.comparedRow(label, func(k targetKind) float64 { return r.b.throughput(w, k) })
+}
+
+// comparedRow adds value on every target and the two hops as a percentage
+// of direct.
+func (r *report) comparedRow(label string, value func(targetKind) float64) {
+	row := []string{label}
+	var values [3]float64
+	for _, k := range kinds {
+		values[k] = value(k)
+		row = append(row, formatOrDash(values[k], "%.0f"))
+	}
+	row = append(row, percentOf(values[reverseProxy], values[direct]), percentOf(values[viaTusproxy], values[direct]))
+	r.table = append(r.table, row)
+}
+
+// latencyRow adds the p50 / p95 / p99 of w's latencies on every target and
+// what each hop adds to the p99, when w ran.
+func (r *report) latencyRow(w workload, label string, format string) {
+	if !r.b.opts.only[w] {
+		return
+	}
+	row := []string{label}
+	var p99 [3]time.Duration
+	for _, k := range kinds {
+		samples := r.b.latencies(w, k)
+		if len(samples) == 0 {
+			row = append(row, "—")
+			continue
+		}
+		p99[k] = percentile(samples, 99)
+		row = append(row, fmt.Sprintf(format+" / "+format+" / "+format,
+			ms(percentile(samples, 50)), ms(percentile(samples, 95)), ms(p99[k])))
+	}
+	for _, k := range []targetKind{reverseProxy, viaTusproxy} {
+		if p99[k] == 0 || p99[direct] == 0 {
+			row = append(row, "—")
+			continue
+		}
+		row = append(row, fmt.Sprintf("p99 %+.2f ms", ms(p99[k]-p99[direct])))
+	}
+	r.table = append(r.table, row)
+}
+
+// perHopRow adds a value of the two hops (none for direct) and tusproxy's
+// as a multiple of the reverse proxy's.
+func (r *report) perHopRow(label string, value func(targetKind) (float64, bool), format string) {
+	row := []string{label, "—"}
+	var values [3]float64
+	for _, k := range []targetKind{reverseProxy, viaTusproxy} {
+		v, ok := value(k)
+		if !ok {
+			row = append(row, "—")
+			continue
+		}
+		values[k] = v
+		row = append(row, fmt.Sprintf(format, v))
+	}
+	ratio := "—"
+	if values[reverseProxy] > 0 && values[viaTusproxy] > 0 {
+		ratio = fmt.Sprintf("%.2f× reverse proxy", values[viaTusproxy]/values[reverseProxy])
+	}
+	r.table = append(r.table, append(row, "—", ratio))
+}
+
+// perTargetRow adds value, times scale, on every target, without comparison.
+func (r *report) perTargetRow(label string, value func(targetKind) (float64, bool), format string, scale float64) {
+	row := []string{label}
+	for _, k := range kinds {
+		v, ok := value(k)
+		if !ok {
+			row = append(row, "—")
+			continue
+		}
+		row = append(row, fmt.Sprintf(format, scale*v))
+	}
+	r.table = append(r.table, append(row, "—", "—"))
 }
 
 // throughput is the median MB/s of w's runs on k.
