@@ -271,13 +271,9 @@ func TestBadConfigurationExitsBeforeListening(t *testing.T) {
 
 func TestDevCommandServesAnUpload(t *testing.T) {
 	addr := testkit.FreeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
 	stdout := &testkit.SyncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		env := map[string]string{"TUSPROXY_LISTEN": addr, "TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off"}
-		done <- run(ctx, []string{"dev"}, func(k string) string { return env[k] }, stdout, io.Discard)
-	}()
+	env := map[string]string{"TUSPROXY_LISTEN": addr, "TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off"}
+	stop := runInProcess("dev", env, stdout)
 	waitHealthy(t, "http://"+addr)
 	if !strings.Contains(stdout.String(), "http://"+addr+"/files/") {
 		t.Errorf("dev does not print the upload URL:\n%s", stdout.String())
@@ -288,9 +284,33 @@ func TestDevCommandServesAnUpload(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "300000" {
 		t.Fatalf("PATCH through dev: %d %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("dev exited with %v", err)
+	}
+}
+
+// runInProcess runs `tusproxy command` in this process, with env as its
+// whole environment and its standard output to stdout (its errors are
+// dropped). stop cancels it and returns what run returned.
+func runInProcess(command string, env map[string]string, stdout io.Writer) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{command}, func(k string) string { return env[k] }, stdout, io.Discard)
+	}()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// inProcessServeEnv is the environment of an anonymous, quiet serve on addr
+// in front of emu, with a memory store and no admin listener.
+func inProcessServeEnv(emu *kinescopetest.Server, addr string) map[string]string {
+	return map[string]string{
+		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "KINESCOPE_INIT_URL": emu.InitURL,
+		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": upstreamHost(emu), "TUSPROXY_STORE": "memory", "TUSPROXY_AUTH": "none",
+		"TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off",
 	}
 }
 

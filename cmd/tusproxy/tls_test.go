@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -59,20 +59,12 @@ func TestTLSListenerAndHeaderCap(t *testing.T) {
 	defer emu.Close()
 	certFile, keyFile, pool := selfSigned(t)
 	addr := testkit.FreeAddr(t)
-	env := map[string]string{
-		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "KINESCOPE_INIT_URL": emu.InitURL,
-		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": upstreamHost(emu), "TUSPROXY_STORE": "memory", "TUSPROXY_AUTH": "none",
-		"TUSPROXY_TLS_CERT_FILE": certFile, "TUSPROXY_TLS_KEY_FILE": keyFile, "TUSPROXY_MAX_HEADER_BYTES": "4KiB",
-		"TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
-	}()
+	env := inProcessServeEnv(emu, addr)
+	env["TUSPROXY_TLS_CERT_FILE"], env["TUSPROXY_TLS_KEY_FILE"] = certFile, keyFile
+	env["TUSPROXY_MAX_HEADER_BYTES"] = "4KiB"
+	stop := runInProcess("serve", env, io.Discard)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	}()
@@ -120,20 +112,10 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	}
 	defer emu.Close()
 	addr := testkit.FreeAddr(t)
-	env := map[string]string{
-		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "KINESCOPE_INIT_URL": emu.InitURL,
-		"TUSPROXY_LISTEN": addr, "TUSPROXY_UPSTREAM_HOSTS": upstreamHost(emu), "TUSPROXY_STORE": "memory", "TUSPROXY_AUTH": "none",
-		"TUSPROXY_READ_HEADER_TIMEOUT": "300ms", "TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	env := inProcessServeEnv(emu, addr)
+	env["TUSPROXY_READ_HEADER_TIMEOUT"] = "300ms"
+	stop := runInProcess("serve", env, io.Discard)
+	defer func() { _ = stop() }()
 	waitHealthy(t, "http://"+addr)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
