@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 )
 
 // grant is what an auth decision allows for a new upload.
@@ -59,6 +60,22 @@ func (s *Service) authorizeCreate(r *http.Request, c creation) (grant, error) {
 		return g, errTooLarge.withMessage("Upload-Length exceeds the maximum size this client may upload")
 	}
 	return g, nil
+}
+
+// authorizer is the access check of a HEAD, PATCH or DELETE: nil when no
+// auth is configured. The token is checked now (401), before the upload's
+// record is read, so the answer is the same for an upload that exists and
+// one that does not; the rest is decided by authorizeAccess once the
+// lifecycle has read the record.
+func (s *Service) authorizer(r *http.Request, op string) (upload.Authorize, error) {
+	if s.jwt == nil && s.hook == nil {
+		return nil, nil
+	}
+	claims, err := s.authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	return func(rec state.Record) error { return s.authorizeAccess(r, op, claims, rec) }, nil
 }
 
 // authenticate is the first step of a HEAD, PATCH or DELETE with JWT on:

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"errors"
-	"log/slog"
 	"net/http"
 
 	"github.com/kinescope-tools/tusproxy/tusproto"
@@ -13,9 +11,9 @@ import (
 // When it cannot be asked (timeout, 5xx, unreachable), the answer comes from
 // the record, whose offset the upstream confirmed earlier: never a 5xx,
 // because tus-js-client answers a 5xx to HEAD by starting a brand-new upload
-// (a new Kinescope video). A stale offset is harmless: the upstream refuses a
-// PATCH at the wrong offset, tusproxy then re-asks it, and the client gets a
-// 409 and HEADs again.
+// (a new Kinescope video); answer turns any 5xx of a HEAD into a 423. A stale
+// offset is harmless: the upstream refuses a PATCH at the wrong offset,
+// tusproxy then re-asks it, and the client gets a 409 and HEADs again.
 func (s *Service) handleHead(w http.ResponseWriter, r *http.Request) {
 	id, ok := uploadID(w, r)
 	if !ok {
@@ -24,27 +22,24 @@ func (s *Service) handleHead(w http.ResponseWriter, r *http.Request) {
 	// Taking the lock asks a stale PATCH of the same upload (a client that
 	// lost its connection and is resuming) to stop, so the offset answered
 	// is final; this is tusd's behaviour too.
-	rec, release, ok := s.acquireUpload(w, r, id, "head", func() {})
-	if !ok {
+	h, err := s.openUpload(r, id, "head", func() {})
+	if err != nil {
+		answer(w, r, err)
 		return
 	}
-	defer release()
-	synced, err := s.syncOffset(r.Context(), rec)
+	defer h.Close()
+	rec, err := h.Offset(r.Context())
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			writeError(w, r, e) // the upstream no longer has it
-			return
-		}
-		s.log.Warn("answering HEAD from the record", slog.String("upload_id", id), slog.Int64("offset", rec.Offset))
+		answer(w, r, err) // the upstream no longer has it
+		return
 	}
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(synced.Offset))
-	h.Set(tusproto.HeaderUploadLength, tusproto.FormatSize(synced.Length))
-	if synced.Metadata != "" {
-		h.Set(tusproto.HeaderUploadMetadata, synced.Metadata)
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(rec.Offset))
+	hdr.Set(tusproto.HeaderUploadLength, tusproto.FormatSize(rec.Length))
+	if rec.Metadata != "" {
+		hdr.Set(tusproto.HeaderUploadMetadata, rec.Metadata)
 	}
-	s.setExpires(h, synced)
+	s.setExpires(hdr, rec)
 	w.WriteHeader(http.StatusOK)
 }

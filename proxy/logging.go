@@ -17,7 +17,8 @@ type requestInfo struct {
 	videoID            string
 	kinescopeRequestID string
 	errorCode          string
-	status             int // overrides the written status (499 for a vanished client)
+	internal           error // the text behind an internal_error answer, for the log only
+	status             int   // overrides the written status (499 for a vanished client)
 	bytesIn            atomic.Int64
 }
 
@@ -37,18 +38,6 @@ func noteUpload(r *http.Request, uploadID, videoID string) {
 func noteKinescopeRequest(r *http.Request, requestID string) {
 	if info := infoFrom(r); info != nil && requestID != "" {
 		info.kinescopeRequestID = requestID
-	}
-}
-
-func noteError(r *http.Request, code string) {
-	if info := infoFrom(r); info != nil {
-		info.errorCode = code
-	}
-}
-
-func noteStatus(r *http.Request, status int) {
-	if info := infoFrom(r); info != nil {
-		info.status = status
 	}
 }
 
@@ -88,6 +77,9 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		defer func() {
+			if info.internal != nil {
+				s.log.Error("request failed", slog.String("path", r.URL.Path), slog.String("error", info.internal.Error()))
+			}
 			status := statusOf(sw.status, info.status)
 			elapsed := time.Since(start)
 			s.metrics.request(r.Method, status, elapsed)
@@ -132,7 +124,7 @@ func (s *Service) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("handler panic", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-				writeError(w, r, errInternal)
+				answer(w, r, errInternal)
 			}
 		}()
 		next.ServeHTTP(w, r)

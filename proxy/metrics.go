@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
@@ -19,19 +20,11 @@ import (
 var (
 	metricMethods  = []string{"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS", "other"}
 	statusClasses  = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
-	upstreamOps    = []string{opInit, opHead, opPatch, opDelete}
+	upstreamOps    = []string{"init", "head", "patch", "delete"}
 	outcomes       = []string{outcomeOK, outcomeRejected, outcomeFailed, outcomeBadResponse, outcomeTimeout, outcomeNetwork, outcomeCanceled, outcomeClientBody}
 	initReasons    = []string{"auth", "limit", "bad_request", "rate_limited", "unavailable", "timeout", "bad_response", "bad_endpoint"}
-	mismatchSides  = []string{sideClient, sideUpstream}
-	reconcileKinds = []string{reconcileSynced, reconcileUncertain, reconcileGone}
-)
-
-// Upstream operations.
-const (
-	opInit   = "init"
-	opHead   = "head"
-	opPatch  = "patch"
-	opDelete = "delete"
+	mismatchSides  = []string{upload.SideClient, upload.SideUpstream}
+	reconcileKinds = []string{upload.ReconcileSynced, upload.ReconcileUncertain, upload.ReconcileGone}
 )
 
 // Outcomes of an upstream request. Rejected (4xx) and failed (5xx) are told
@@ -47,19 +40,6 @@ const (
 	outcomeNetwork     = "network"
 	outcomeCanceled    = "canceled"
 	outcomeClientBody  = "client_body"
-)
-
-// Sides of an offset mismatch.
-const (
-	sideClient   = "client"   // the client's Upload-Offset was not the upload's
-	sideUpstream = "upstream" // the upstream disagreed with our record
-)
-
-// Results of a reconciliation after a failed PATCH.
-const (
-	reconcileSynced    = "synced"    // the upstream was asked; its offset is recorded
-	reconcileUncertain = "uncertain" // it could not be asked; the next request asks
-	reconcileGone      = "gone"      // it no longer has the upload
 )
 
 // durationBuckets span a HEAD on loopback (a millisecond) to a large PATCH
@@ -93,10 +73,11 @@ type metrics struct {
 	mismatches   *prometheus.CounterVec
 	reconciled   *prometheus.CounterVec
 
-	series *uploadSeries
+	series  *uploadSeries
+	streams *streams // the bodies in flight, for the in-flight and stalled gauges
 }
 
-func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
+func newMetrics(reg prometheus.Registerer, series *uploadSeries, streams *streams) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tusproxy_http_requests_total",
@@ -173,17 +154,17 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
 			Name: "tusproxy_reconciliations_total",
 			Help: "Offset reconciliations after a failed upstream PATCH, by result (synced, uncertain, gone).",
 		}, []string{"result"}),
-		series: series,
+		series:  series,
+		streams: streams,
 	}
 	received := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tusproxy_client_received_bytes_total",
 		Help: "Upload body bytes read from clients.",
 	}, func() float64 { return float64(m.received.Load()) })
-	// The PATCHes the per-upload series follow are exactly those in flight.
 	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tusproxy_uploads_in_flight",
 		Help: "Uploads with a PATCH (or a creation with data) streaming now.",
-	}, func() float64 { return float64(series.streaming()) })
+	}, func() float64 { return float64(streams.count()) })
 
 	reg.MustRegister(m.requests, m.requestDuration, m.uploadsCreated, m.uploadsCompleted, m.uploadsTerminated,
 		m.uploadsExpired, m.orphanedVideos, received, m.accepted, inFlight, m.stalled, m.uploadSize, m.uploadTime, m.patchRate,
@@ -227,10 +208,58 @@ func (m *metrics) request(method string, status int, elapsed time.Duration) {
 	m.requestDuration.WithLabelValues(method).Observe(elapsed.Seconds())
 }
 
+var _ upload.Observer = (*metrics)(nil)
+
+// Observe counts the upload lifecycle's events: every metric about uploads
+// and upstream requests comes from here.
+func (m *metrics) Observe(e upload.Event) {
+	rec := e.Upload
+	switch e.Kind {
+	case upload.Created:
+		m.uploadsCreated.Inc()
+		m.uploadSize.Observe(float64(rec.Length))
+		m.series.created(rec)
+	case upload.Completed:
+		m.uploadsCompleted.Inc()
+		m.uploadTime.Observe(e.At.Sub(rec.CreatedAt).Seconds())
+		m.series.finished(rec.ID)
+	case upload.Terminated:
+		m.uploadsTerminated.Inc()
+		m.series.finished(rec.ID)
+	case upload.Expired:
+		m.uploadsExpired.Inc()
+		m.series.finished(rec.ID)
+	case upload.Lost:
+		m.series.finished(rec.ID)
+	case upload.Orphaned:
+		m.orphanedVideos.Inc()
+	case upload.UpstreamCall:
+		m.upstream(e.Call)
+	case upload.Accepted:
+		m.accepted.Add(float64(e.Bytes))
+	case upload.OffsetMismatch:
+		m.mismatches.WithLabelValues(e.Detail).Inc()
+	case upload.Reconciled:
+		m.reconciled.WithLabelValues(e.Detail).Inc()
+	case upload.EndpointRefused:
+		m.initFailures.WithLabelValues("bad_endpoint").Inc()
+	case upload.StreamStarted:
+		m.series.patchStarted(rec, e.Stream)
+	case upload.StreamEnded:
+		if read, elapsed := e.Stream.Received(), e.At.Sub(e.Stream.Began); read >= 1<<20 && elapsed > 0 {
+			m.patchRate.Observe(float64(read) / elapsed.Seconds())
+		}
+		m.series.patchEnded(rec, e.Stream)
+	}
+}
+
 // upstream counts one request to Kinescope.
-func (m *metrics) upstream(op string, err error, elapsed time.Duration) {
-	m.upstreamReqs.WithLabelValues(op, upstreamOutcome(err)).Inc()
-	m.upstreamTime.WithLabelValues(op).Observe(elapsed.Seconds())
+func (m *metrics) upstream(c *upload.Call) {
+	m.upstreamReqs.WithLabelValues(c.Op, upstreamOutcome(c.Err)).Inc()
+	m.upstreamTime.WithLabelValues(c.Op).Observe(c.Duration.Seconds())
+	if c.Op == "init" && c.Err != nil {
+		m.initFailure(c.Err)
+	}
 }
 
 // upstreamOutcome classifies an upstream call's error into the outcome set.
@@ -291,17 +320,6 @@ func (m *metrics) initFailure(err error) {
 		reason = "bad_response"
 	}
 	m.initFailures.WithLabelValues(reason).Inc()
-}
-
-func (m *metrics) offsetMismatch(side string)   { m.mismatches.WithLabelValues(side).Inc() }
-func (m *metrics) reconciliation(result string) { m.reconciled.WithLabelValues(result).Inc() }
-
-// acceptedBytes counts bytes the upstream confirmed; n <= 0 is ignored (an
-// upstream that went back is a mismatch, not negative bytes).
-func (m *metrics) acceptedBytes(n int64) {
-	if n > 0 {
-		m.accepted.Add(float64(n))
-	}
 }
 
 // statusOf is the status a handler answered, for metrics and logs; 0 (no

@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"fmt"
 	"net/http"
 
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
@@ -16,63 +16,60 @@ func (s *Service) handlePatch(w http.ResponseWriter, r *http.Request) {
 	}
 	// tus 1.0.0: a PATCH with another Content-Type SHOULD get 415 (tusd: 400).
 	if !tusproto.IsOffsetStream(r.Header.Get("Content-Type")) {
-		writeError(w, r, errContentType)
+		answer(w, r, errContentType)
 		return
 	}
 	offset, err := tusproto.ParseSize(r.Header.Get(tusproto.HeaderUploadOffset))
 	if err != nil {
-		writeError(w, r, errOffsetInvalid.withMessage("Upload-Offset: "+err.Error()))
+		answer(w, r, errOffsetInvalid.withMessage("Upload-Offset: "+err.Error()))
 		return
 	}
-	release, err := s.limits.startPatch(s.clientIP(r))
+	body, done, err := s.startStream(w, r)
 	if err != nil {
-		writeError(w, r, err)
+		answer(w, r, err)
 		return
 	}
-	defer release()
-	body := s.newBodyReader(w, r)
-	untrack, ok := s.track(body)
-	if !ok {
-		writeError(w, r, errShuttingDown)
-		return
-	}
-	defer untrack()
-	// A later request for this upload asks us to let go: stop reading the
-	// body, record what the upstream kept, and release the lock.
-	rec, unlock, ok := s.acquireUpload(w, r, id, "patch", func() { body.interrupt(errInterrupted) })
-	if !ok {
-		return
-	}
-	defer unlock()
-	if rec.OffsetUncertain {
-		// The last PATCH failed before the upstream could be asked; try now.
-		// If it still cannot be asked, go on: the upstream checks the offset
-		// of every PATCH itself.
-		if synced, err := s.syncOffset(r.Context(), rec); err == nil {
-			rec = synced
-		} else if _, isAnswer := err.(*Error); isAnswer {
-			writeError(w, r, err)
-			return
-		}
-	}
-	if offset != rec.Offset {
-		s.metrics.offsetMismatch(sideClient)
-		writeError(w, r, errOffsetMismatch.withMessage(fmt.Sprintf(
-			"Upload-Offset is %d but the upload is at %d; send HEAD and resume from its Upload-Offset", offset, rec.Offset)))
-		return
-	}
-	if r.ContentLength > rec.Length-rec.Offset {
-		writeError(w, r, errBodyTooLarge.withMessage(fmt.Sprintf(
-			"the body has %d bytes but only %d remain of the upload", r.ContentLength, rec.Length-rec.Offset)))
-		return
-	}
-	rec, err = s.forward(r, rec, body, r.ContentLength)
+	defer done()
+	h, err := s.openUpload(r, id, "patch", body.release)
 	if err != nil {
-		s.fail(w, r, err)
+		answer(w, r, err)
 		return
 	}
-	h := w.Header()
-	h.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(rec.Offset))
-	s.setExpires(h, rec)
+	defer h.Close()
+	rec, err := h.Write(r.Context(), offset, body, r.ContentLength)
+	if err != nil {
+		answer(w, r, err)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(rec.Offset))
+	s.setExpires(hdr, rec)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// startStream is the prologue shared by every request whose body goes
+// upstream (PATCH, creation-with-upload): the body, counted among the
+// streams in flight under the per-address and process caps. done must be
+// called once the body is finished with.
+func (s *Service) startStream(w http.ResponseWriter, r *http.Request) (body *bodyReader, done func(), err error) {
+	body = s.newBodyReader(w, r)
+	done, err = s.streams.start(s.clientIP(r), body, s.now())
+	return body, done, err
+}
+
+// openUpload opens an existing upload for a request: the caller's access
+// (401 without a valid token; 404 when the hook refuses or the caller does
+// not own the upload), the upload's lock and its record. onRelease is how
+// a later request for the upload asks this one to let go.
+func (s *Service) openUpload(r *http.Request, id, op string, onRelease func()) (*upload.Handle, error) {
+	authorize, err := s.authorizer(r, op)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.life.Open(r.Context(), id, authorize, onRelease)
+	if err != nil {
+		return nil, err
+	}
+	noteUpload(r, id, h.Record().VideoID)
+	return h, nil
 }

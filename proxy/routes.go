@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
@@ -33,9 +34,9 @@ import (
 func (s *Service) routes() http.Handler {
 	base := s.cfg.BasePath // starts and ends with "/"
 	r := chi.NewRouter()
-	r.Use(s.boundBodies, s.logRequests, s.recoverPanics, s.crossOrigin, s.methodOverride)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethodNotAllowed) })
+	r.Use(s.boundBodies, s.logRequests, s.tusResumable, s.recoverPanics, s.crossOrigin, s.methodOverride)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { answer(w, r, errNotFound) })
+	r.MethodNotAllowed(s.methodNotAllowed)
 
 	r.Get("/healthz", handleHealthz)
 
@@ -48,11 +49,8 @@ func (s *Service) routes() http.Handler {
 		r.Head(base+"{id}", s.handleHead)
 		r.Patch(base+"{id}", s.handlePatch)
 		r.Delete(base+"{id}", s.handleDelete)
-		r.Get(base+"{id}", func(w http.ResponseWriter, r *http.Request) {
-			// Download is not offered: the bytes live at Kinescope.
-			w.Header().Set("Allow", "OPTIONS, HEAD, PATCH, DELETE")
-			writeError(w, r, errMethodNotAllowed)
-		})
+		// Download is not offered: the bytes live at Kinescope.
+		r.Get(base+"{id}", s.methodNotAllowed)
 	})
 	if s.cfg.SeedPath != "" {
 		r.Post(s.cfg.SeedPath, s.handleSeedUpload)
@@ -143,7 +141,7 @@ func (s *Service) methodOverride(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m := r.Header.Get(tusproto.HeaderMethodOverride); m != "" && s.isTusPath(r.URL.Path) {
 			if r.Method != http.MethodPost {
-				writeError(w, r, errMethodOverride.withMessage("X-HTTP-Method-Override is only honoured on POST"))
+				answer(w, r, errMethodOverride.withMessage("X-HTTP-Method-Override is only honoured on POST"))
 				return
 			}
 			switch strings.ToUpper(strings.TrimSpace(m)) {
@@ -152,12 +150,41 @@ func (s *Service) methodOverride(next http.Handler) http.Handler {
 			case http.MethodDelete:
 				r.Method = http.MethodDelete
 			default:
-				writeError(w, r, errMethodOverride)
+				answer(w, r, errMethodOverride)
 				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tusResumable sets Tus-Resumable on every answer under the base path but
+// OPTIONS (tus 1.0.0: every request and response but OPTIONS carries it),
+// whoever writes it: the router's 404 and 405, the method override's 400,
+// CORS refusals and panics included.
+func (s *Service) tusResumable(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodOptions && s.isTusPath(r.URL.Path) {
+			w.Header().Set(tusproto.HeaderTusResumable, tusproto.Version)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// methodNotAllowed answers 405 with the Allow header of the path's routes
+// (RFC 9110, 15.5.6: a 405 MUST carry Allow).
+func (s *Service) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	base := s.cfg.BasePath
+	allow := "GET"
+	switch p := r.URL.Path; {
+	case p == "/healthz":
+	case p == base || p == strings.TrimSuffix(base, "/") || (s.cfg.SeedPath != "" && p == s.cfg.SeedPath):
+		allow = "OPTIONS, POST"
+	case strings.HasPrefix(p, base):
+		allow = "OPTIONS, HEAD, PATCH, DELETE"
+	}
+	w.Header().Set("Allow", allow)
+	answer(w, r, errMethodNotAllowed)
 }
 
 // tusHeaders sets Tus-Resumable on every tus answer and refuses requests
@@ -168,7 +195,7 @@ func (s *Service) tusHeaders(next http.Handler) http.Handler {
 		w.Header().Set(tusproto.HeaderTusResumable, tusproto.Version)
 		if r.Method != http.MethodOptions && r.Header.Get(tusproto.HeaderTusResumable) != tusproto.Version {
 			w.Header().Set(tusproto.HeaderTusVersion, tusproto.Version)
-			writeError(w, r, errUnsupportedVersion)
+			answer(w, r, errUnsupportedVersion)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -197,12 +224,12 @@ func (s *Service) extensions() string {
 	return ext
 }
 
-// uploadID takes the id from the path; an id that newUploadID could not have
+// uploadID takes the id from the path; an id that upload.NewID could not have
 // made is answered 404 without touching the store.
 func uploadID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := chi.URLParam(r, "id")
-	if !validUploadID(id) {
-		writeError(w, r, errUploadNotFound)
+	if !upload.ValidID(id) {
+		answer(w, r, errUploadNotFound)
 		return "", false
 	}
 	return id, true
@@ -216,7 +243,7 @@ func (s *Service) uploadURL(r *http.Request, id string) string {
 	if s.cfg.PublicURL != "" {
 		return s.cfg.PublicURL + s.cfg.BasePath + id
 	}
-	scheme, host := s.fwd.origin(r)
+	scheme, host := s.proxies.origin(r)
 	return scheme + "://" + host + s.cfg.BasePath + id
 }
 
