@@ -36,11 +36,11 @@ func (s *Service) authorizeCreate(r *http.Request, c creation) (grant, error) {
 		}
 		g.maxSize = claims.MaxSize
 	}
-	if s.hook != nil {
-		ans, err := s.hook.call(r.Context(), hookRequest{
+	if s.authHook != nil {
+		ans, err := s.authHook.call(r.Context(), authHookRequest{
 			Operation: "create",
-			Upload:    &hookUpload{Size: c.length, Metadata: c.metadata},
-			Client:    s.hookClient(r),
+			Upload:    &authHookUpload{Size: c.length, Metadata: c.metadata},
+			Client:    s.authHookClient(r),
 		})
 		if err != nil {
 			return g, err
@@ -68,7 +68,7 @@ func (s *Service) authorizeCreate(r *http.Request, c creation) (grant, error) {
 // one that does not; the rest is decided by authorizeAccess once the
 // lifecycle has read the record.
 func (s *Service) authorizer(r *http.Request, op string) (upload.Authorize, error) {
-	if s.jwt == nil && s.hook == nil {
+	if s.jwt == nil && s.authHook == nil {
 		return nil, nil
 	}
 	claims, err := s.authenticate(r)
@@ -122,8 +122,8 @@ func (s *Service) identity(r *http.Request, op, uploadID string, claims *jwtClai
 	if claims != nil {
 		caller = claims.Subject
 	}
-	if s.hook != nil {
-		owner, err := s.hook.owner(r.Context(), hookRequest{Operation: op, UploadID: uploadID, Client: s.hookClient(r)}, s.now())
+	if s.authHook != nil {
+		owner, err := s.authHook.owner(r.Context(), authHookRequest{Operation: op, UploadID: uploadID, Client: s.authHookClient(r)}, s.now())
 		if err != nil {
 			return "", err
 		}
@@ -134,8 +134,8 @@ func (s *Service) identity(r *http.Request, op, uploadID string, claims *jwtClai
 	return caller, nil
 }
 
-func (s *Service) hookClient(r *http.Request) hookClient {
-	c := hookClient{Authorization: r.Header.Get("Authorization"), Cookie: r.Header.Get("Cookie")}
+func (s *Service) authHookClient(r *http.Request) authHookClient {
+	c := authHookClient{Authorization: r.Header.Get("Authorization"), Cookie: r.Header.Get("Cookie")}
 	if ip := s.clientIP(r); ip.IsValid() {
 		c.IP = ip.String()
 	}

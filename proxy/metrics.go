@@ -78,85 +78,10 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer, series *uploadSeries, streams *streams) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_http_requests_total",
-			Help: "Requests answered on the public listener, by method and status class (499: the client went away).",
-		}, []string{"method", "status_class"}),
-		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tusproxy_http_request_duration_seconds",
-			Help:    "Time from a request's headers to its answer, by method. A PATCH includes streaming its body.",
-			Buckets: durationBuckets,
-		}, []string{"method"}),
-		uploadsCreated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_uploads_created_total",
-			Help: "Uploads created (a Kinescope video initialized and recorded).",
-		}),
-		uploadsCompleted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_uploads_completed_total",
-			Help: "Uploads whose last byte the upstream confirmed.",
-		}),
-		uploadsTerminated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_uploads_terminated_total",
-			Help: "Uploads terminated by their client (tus DELETE).",
-		}),
-		uploadsExpired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_uploads_expired_total",
-			Help: "Unfinished uploads forgotten after TUSPROXY_UPLOAD_TTL without activity.",
-		}),
-		orphanedVideos: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_orphaned_videos_total",
-			Help: "Creations cut between Kinescope's /v2/init and storing the upload's record (a crash, a store failure, a refused endpoint), " +
-				"reported once each by the sweeper: Kinescope videos that may have no upload. The log names each one.",
-		}),
-		accepted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_upstream_accepted_bytes_total",
-			Help: "Upload bytes the upstream confirmed. Received minus accepted is what failures cost.",
-		}),
-		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tusproxy_uploads_stalled",
-			Help: "Uploads with a PATCH in flight that moved no byte for 30 seconds, as of the last sample.",
-		}),
-		uploadSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "tusproxy_upload_size_bytes",
-			Help:    "Upload-Length of created uploads.",
-			Buckets: prometheus.ExponentialBuckets(1<<20, 4, 10), // 1 MiB to 256 GiB
-		}),
-		uploadTime: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "tusproxy_upload_duration_seconds",
-			Help:    "Time from creation to the last byte confirmed, of completed uploads (pauses included).",
-			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 24 * 3600},
-		}),
-		patchRate: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "tusproxy_patch_throughput_bytes_per_second",
-			Help:    "Body bytes per second of PATCHes that moved at least 1 MiB, from headers to answer.",
-			Buckets: prometheus.ExponentialBuckets(256<<10, 2, 14), // 256 KiB/s to 2 GiB/s
-		}),
-		upstreamReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_upstream_requests_total",
-			Help: "Requests to Kinescope by operation (init, head, patch, delete) and outcome " +
-				"(ok, rejected = 4xx, failed = 5xx, bad_response, timeout, network, canceled, client_body).",
-		}, []string{"operation", "outcome"}),
-		upstreamTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tusproxy_upstream_request_duration_seconds",
-			Help:    "Duration of requests to Kinescope by operation; a patch includes sending its body.",
-			Buckets: durationBuckets,
-		}, []string{"operation"}),
-		initFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_init_failures_total",
-			Help: "Failed Kinescope /v2/init calls by reason (auth: the API token was refused).",
-		}, []string{"reason"}),
-		mismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_offset_mismatches_total",
-			Help: "Offset disagreements: side=client, a PATCH at the wrong Upload-Offset (409); side=upstream, Kinescope disagreed with the record.",
-		}, []string{"side"}),
-		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_reconciliations_total",
-			Help: "Offset reconciliations after a failed upstream PATCH, by result (synced, uncertain, gone).",
-		}, []string{"result"}),
-		series:  series,
-		streams: streams,
-	}
+	m := &metrics{series: series, streams: streams}
+	m.defineRequests()
+	m.defineUploads()
+	m.defineUpstream()
 	received := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tusproxy_client_received_bytes_total",
 		Help: "Upload body bytes read from clients.",
@@ -171,6 +96,101 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries, streams *stream
 		m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciled)
 	series.register(reg)
 
+	m.createKnownLabels()
+	return m
+}
+
+// defineRequests defines the metrics of the public listener's requests.
+func (m *metrics) defineRequests() {
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_http_requests_total",
+		Help: "Requests answered on the public listener, by method and status class (499: the client went away).",
+	}, []string{"method", "status_class"})
+	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tusproxy_http_request_duration_seconds",
+		Help:    "Time from a request's headers to its answer, by method. A PATCH includes streaming its body.",
+		Buckets: durationBuckets,
+	}, []string{"method"})
+}
+
+// defineUploads defines the metrics of the uploads' lifecycle.
+func (m *metrics) defineUploads() {
+	m.uploadsCreated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_uploads_created_total",
+		Help: "Uploads created (a Kinescope video initialized and recorded).",
+	})
+	m.uploadsCompleted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_uploads_completed_total",
+		Help: "Uploads whose last byte the upstream confirmed.",
+	})
+	m.uploadsTerminated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_uploads_terminated_total",
+		Help: "Uploads terminated by their client (tus DELETE).",
+	})
+	m.uploadsExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_uploads_expired_total",
+		Help: "Unfinished uploads forgotten after TUSPROXY_UPLOAD_TTL without activity.",
+	})
+	m.orphanedVideos = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_orphaned_videos_total",
+		Help: "Creations cut between Kinescope's /v2/init and storing the upload's record (a crash, a store failure, a refused endpoint), " +
+			"reported once each by the sweeper: Kinescope videos that may have no upload. The log names each one.",
+	})
+	m.stalled = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tusproxy_uploads_stalled",
+		Help: "Uploads with a PATCH in flight that moved no byte for 30 seconds, as of the last sample.",
+	})
+	m.uploadSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tusproxy_upload_size_bytes",
+		Help:    "Upload-Length of created uploads.",
+		Buckets: prometheus.ExponentialBuckets(1<<20, 4, 10), // 1 MiB to 256 GiB
+	})
+	m.uploadTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tusproxy_upload_duration_seconds",
+		Help:    "Time from creation to the last byte confirmed, of completed uploads (pauses included).",
+		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 24 * 3600},
+	})
+	m.patchRate = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tusproxy_patch_throughput_bytes_per_second",
+		Help:    "Body bytes per second of PATCHes that moved at least 1 MiB, from headers to answer.",
+		Buckets: prometheus.ExponentialBuckets(256<<10, 2, 14), // 256 KiB/s to 2 GiB/s
+	})
+}
+
+// defineUpstream defines the metrics of the requests to Kinescope and of
+// what it confirmed.
+func (m *metrics) defineUpstream() {
+	m.accepted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_upstream_accepted_bytes_total",
+		Help: "Upload bytes the upstream confirmed. Received minus accepted is what failures cost.",
+	})
+	m.upstreamReqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_upstream_requests_total",
+		Help: "Requests to Kinescope by operation (init, head, patch, delete) and outcome " +
+			"(ok, rejected = 4xx, failed = 5xx, bad_response, timeout, network, canceled, client_body).",
+	}, []string{"operation", "outcome"})
+	m.upstreamTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tusproxy_upstream_request_duration_seconds",
+		Help:    "Duration of requests to Kinescope by operation; a patch includes sending its body.",
+		Buckets: durationBuckets,
+	}, []string{"operation"})
+	m.initFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_init_failures_total",
+		Help: "Failed Kinescope /v2/init calls by reason (auth: the API token was refused).",
+	}, []string{"reason"})
+	m.mismatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_offset_mismatches_total",
+		Help: "Offset disagreements: side=client, a PATCH at the wrong Upload-Offset (409); side=upstream, Kinescope disagreed with the record.",
+	}, []string{"side"})
+	m.reconciled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_reconciliations_total",
+		Help: "Offset reconciliations after a failed upstream PATCH, by result (synced, uncertain, gone).",
+	}, []string{"result"})
+}
+
+// createKnownLabels creates every label value of the fixed sets up front,
+// so dashboards and rate() see zeros rather than gaps.
+func (m *metrics) createKnownLabels() {
 	for _, method := range metricMethods {
 		for _, class := range statusClasses {
 			m.requests.WithLabelValues(method, class).Add(0)
@@ -190,7 +210,6 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries, streams *stream
 	for _, result := range reconcileKinds {
 		m.reconciled.WithLabelValues(result).Add(0)
 	}
-	return m
 }
 
 // request counts one answered request.

@@ -51,7 +51,7 @@ type Service struct {
 	proxies   proxyHeaders
 	cors      corsPolicy
 	jwt       *jwtVerifier // nil: no tokens checked
-	hook      *authHook    // nil: no auth hook
+	authHook  *authHook    // nil: no auth hook
 	creations *creationRate
 	streams   *streams
 	site      fs.FS // nil: no pages
@@ -99,7 +99,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	if cfg.AuthHookURL != "" {
-		s.hook = newAuthHook(cfg.AuthHookURL, cfg.AuthHookTimeout, cfg.AuthCacheTTL, clients.hook.Transport)
+		s.authHook = newAuthHook(cfg.AuthHookURL, cfg.AuthHookTimeout, cfg.AuthCacheTTL, clients.hook.Transport)
 	}
 	observers := append(upload.Observers{s.metrics, lifecycleLog{s.log}}, deps.Observers...)
 	s.life = upload.New(upload.Config{
