@@ -52,6 +52,38 @@ const (
 	StreamEnded
 )
 
+func (k EventKind) String() string {
+	switch k {
+	case Created:
+		return "created"
+	case Completed:
+		return "completed"
+	case Terminated:
+		return "terminated"
+	case Expired:
+		return "expired"
+	case Lost:
+		return "lost"
+	case Orphaned:
+		return "orphaned"
+	case UpstreamCall:
+		return "upstream_call"
+	case Accepted:
+		return "accepted"
+	case OffsetMismatch:
+		return "offset_mismatch"
+	case Reconciled:
+		return "reconciled"
+	case EndpointRefused:
+		return "endpoint_refused"
+	case StreamStarted:
+		return "stream_started"
+	case StreamEnded:
+		return "stream_ended"
+	}
+	return "unknown"
+}
+
 // Durable reports whether the event is a lifecycle fact that a durable
 // subscriber must not miss. The seam for an outbox: such events are built
 // before the store write that causes them, so a store that can append them
