@@ -136,7 +136,7 @@ func (s *Service) identity(r *http.Request, op, uploadID string, claims *jwtClai
 
 func (s *Service) authHookClient(r *http.Request) authHookClient {
 	c := authHookClient{Authorization: r.Header.Get("Authorization"), Cookie: r.Header.Get("Cookie")}
-	if ip := s.clientIP(r); ip.IsValid() {
+	if ip := s.proxies.clientIP(r); ip.IsValid() {
 		c.IP = ip.String()
 	}
 	return c

@@ -227,3 +227,24 @@ func (f proxyHeaders) origin(r *http.Request) (scheme, host string) {
 func validHost(h string) bool {
 	return h != "" && !strings.ContainsAny(h, "/\\?#@ \t\r\n")
 }
+
+// limitKey is the address a client is counted under by every per-address
+// limit. An IPv6 client is counted by its /64: that is the smallest prefix
+// one subscriber gets (RFC 6177), and a host can take any address in it at
+// will, so counting /128s lets one machine rotate its way past every limit.
+// An IPv4 client (IPv4-mapped IPv6 included) is counted by its address.
+func limitKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if !a.Is6() {
+		return a
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return a
+	}
+	return p.Addr()
+}
+
+// clientKey is the address a request's client is counted under by every
+// per-address limit.
+func (f proxyHeaders) clientKey(r *http.Request) netip.Addr { return limitKey(f.clientIP(r)) }

@@ -168,7 +168,7 @@ func TestLimitsKeyIPv6ByPrefix64(t *testing.T) {
 	}
 	// The PATCH cap counts one /64 as one client.
 	l := newStreams(1, 0)
-	start := func(addr netip.Addr) (func(), error) { return l.start(addr, new(bodyReader), time.Now()) }
+	start := func(addr netip.Addr) (func(), error) { return l.start(limitKey(addr), new(bodyReader), time.Now()) }
 	release, err := start(netip.MustParseAddr("2001:db8:1:2::1"))
 	if err != nil {
 		t.Fatal(err)

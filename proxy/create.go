@@ -88,7 +88,7 @@ func (s *Service) checkLength(length int64) error {
 // Kinescope is called: the per-address creation rate, the auth decision,
 // and what Kinescope will be asked.
 func (s *Service) startUpload(r *http.Request, c creation) (kinescope.InitRequest, grant, error) {
-	if err := s.creations.allowCreate(s.clientIP(r), s.now()); err != nil {
+	if err := s.creations.allowCreate(s.proxies.clientKey(r), s.now()); err != nil {
 		return kinescope.InitRequest{}, grant{}, err
 	}
 	g, err := s.authorizeCreate(r, c)
@@ -114,7 +114,7 @@ func (s *Service) startUpload(r *http.Request, c creation) (kinescope.InitReques
 		Filesize:    c.length,
 		Description: description,
 	}
-	if ip := s.clientIP(r); ip.IsValid() {
+	if ip := s.proxies.clientIP(r); ip.IsValid() {
 		req.ClientIP = ip.String()
 	}
 	return req, g, nil

@@ -16,23 +16,6 @@ type creationRate struct {
 	buckets map[netip.Addr]*bucket // creation tokens per limitKey
 }
 
-// limitKey is the address a client is counted under by every per-address
-// limit. An IPv6 client is counted by its /64: that is the smallest prefix
-// one subscriber gets (RFC 6177), and a host can take any address in it at
-// will, so counting /128s lets one machine rotate its way past every limit.
-// An IPv4 client (IPv4-mapped IPv6 included) is counted by its address.
-func limitKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if !a.Is6() {
-		return a
-	}
-	p, err := a.WithZone("").Prefix(64)
-	if err != nil {
-		return a
-	}
-	return p.Addr()
-}
-
 // bucket is a token bucket holding up to createPerMinute creations, refilled
 // evenly over a minute.
 type bucket struct {
@@ -48,12 +31,12 @@ func newCreationRate(createPerMinute int) *creationRate {
 	return &creationRate{createPerMinute: createPerMinute, buckets: make(map[netip.Addr]*bucket)}
 }
 
-// allowCreate takes a creation token for addr, or says how long to wait.
+// allowCreate takes a creation token for a client (its limitKey), or says
+// how long to wait.
 func (l *creationRate) allowCreate(addr netip.Addr, now time.Time) error {
 	if l.createPerMinute <= 0 {
 		return nil
 	}
-	addr = limitKey(addr)
 	capacity := float64(l.createPerMinute)
 	perSecond := capacity / 60
 	l.mu.Lock()

@@ -94,7 +94,7 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 				slog.Int64("bytes_in", info.bytesIn.Load()),
 				slog.Int64("bytes_out", sw.written),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-				slog.String("client_ip", s.clientIP(r).String()),
+				slog.String("client_ip", s.proxies.clientIP(r).String()),
 			}
 			if info.uploadID != "" {
 				attrs = append(attrs, slog.String("upload_id", info.uploadID))

@@ -16,7 +16,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/kinescope-tools/tusproxy/proxy/upload"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
@@ -222,17 +221,6 @@ func (s *Service) extensions() string {
 		ext += ",expiration"
 	}
 	return ext
-}
-
-// uploadID takes the id from the path; an id that upload.NewID could not have
-// made is answered 404 without touching the store.
-func uploadID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := chi.URLParam(r, "id")
-	if !upload.ValidID(id) {
-		answer(w, r, errUploadNotFound)
-		return "", false
-	}
-	return id, true
 }
 
 // uploadURL is the Location of an upload on our own origin; the Kinescope

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -164,10 +163,6 @@ func newClients(cfg *config.Config, test *http.Client) (clients, error) {
 
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// clientIP is the client's address for logs, Kinescope's client_ip, the auth
-// hook's client.ip and the per-address limits: one answer for all of them.
-func (s *Service) clientIP(r *http.Request) netip.Addr { return s.proxies.clientIP(r) }
-
 // Drain marks the start of a shutdown: /readyz answers 503 from now on, so
 // load balancers stop sending new requests while PATCHes in flight finish.
 func (s *Service) Drain() { s.draining.Store(true) }
@@ -184,11 +179,4 @@ func (s *Service) Abort() { s.streams.abort() }
 func (s *Service) Run(ctx context.Context) {
 	go s.metrics.runSampler(ctx)
 	s.life.Run(ctx)
-}
-
-// setExpires writes Upload-Expires (tus expiration extension) when uploads expire.
-func (s *Service) setExpires(h http.Header, rec state.Record) {
-	if exp := s.life.ExpiresAt(rec); !exp.IsZero() {
-		h.Set(tusproto.HeaderUploadExpires, exp.UTC().Format(http.TimeFormat))
-	}
 }

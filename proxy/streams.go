@@ -34,11 +34,10 @@ func newStreams(perAddr, total int) *streams {
 	return &streams{perAddr: perAddr, total: total, active: make(map[*bodyReader]*stream), byAddr: make(map[netip.Addr]int)}
 }
 
-// start counts body as streaming for addr, or says why it may not: the
+// start counts body as streaming for a client (its limitKey), or says why it may not: the
 // process is at its cap (503), the address is (429), or a shutdown aborted
 // streaming (503). done must be called when the body is finished with.
 func (s *streams) start(addr netip.Addr, body *bodyReader, now time.Time) (done func(), err error) {
-	addr = limitKey(addr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
