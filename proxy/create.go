@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
-	"github.com/kinescope-tools/tusproxy/proxy/state"
 	"github.com/kinescope-tools/tusproxy/proxy/upload"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
@@ -163,26 +162,26 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		answer(w, r, err)
 		return
 	}
-	rec, requestID, err := s.life.Create(r.Context(), upload.CreateRequest{
+	st, requestID, err := s.life.Create(r.Context(), upload.CreateRequest{
 		ID: c.uploadID, Length: c.length, Metadata: c.rawMetadata, Owner: g.owner, Init: req,
 	})
 	noteInit(r, requestID, err)
-	if rec.ID != "" {
-		noteUpload(r, rec.ID, rec.VideoID)
+	if st.ID != "" {
+		noteUpload(r, st.ID, st.VideoID)
 	}
 	if err != nil {
 		answer(w, r, err)
 		return
 	}
 	h := w.Header()
-	h.Set("Location", s.uploadURL(r, rec.ID))
+	h.Set("Location", s.uploadURL(r, st.ID))
 	if hasBody {
-		if rec, err = s.createWithUpload(w, r, rec); err != nil {
+		if st, err = s.createWithUpload(w, r, st); err != nil {
 			return
 		}
 	}
-	h.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(rec.Offset))
-	s.setExpires(h, rec)
+	h.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(st.Offset))
+	setExpires(h, st.Expires)
 	w.WriteHeader(http.StatusCreated)
 }
 
@@ -191,27 +190,27 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 // with the offset the upstream kept, and resumes from there like after any
 // interrupted PATCH (tusd drops the Location in this case, orphaning the
 // video). It answers the client itself only when there is no upload left.
-func (s *Service) createWithUpload(w http.ResponseWriter, r *http.Request, rec state.Record) (state.Record, error) {
+func (s *Service) createWithUpload(w http.ResponseWriter, r *http.Request, created upload.Status) (upload.Status, error) {
 	body, done, err := s.startStream(w, r)
 	if err != nil {
-		return rec, nil // over a limit, or shutting down: the client resumes from offset 0
+		return created, nil // over a limit, or shutting down: the client resumes from offset 0
 	}
 	defer done()
-	h, err := s.life.Hold(r.Context(), rec, body.release)
+	h, err := s.life.Hold(r.Context(), created.Record, body.release)
 	if err != nil {
-		return rec, nil
+		return created, nil
 	}
 	defer h.Close()
-	rec, err = h.Write(r.Context(), rec.Offset, body, r.ContentLength)
+	st, err := h.Write(r.Context(), created.Offset, body, r.ContentLength)
 	if err != nil {
 		var tooLarge *upload.BodyTooLargeError
 		if errors.Is(err, upload.ErrGone) || errors.Is(err, upload.ErrNotFound) || errors.As(err, &tooLarge) {
 			w.Header().Del("Location")
 			answer(w, r, err)
-			return rec, err
+			return st, err
 		}
-		s.log.Warn("creation-with-upload: body not fully forwarded; client will resume", slog.String("upload_id", rec.ID),
-			slog.Int64("offset", rec.Offset), slog.String("error", err.Error()))
+		s.log.Warn("creation-with-upload: body not fully forwarded; client will resume", slog.String("upload_id", st.ID),
+			slog.Int64("offset", st.Offset), slog.String("error", err.Error()))
 	}
-	return rec, nil
+	return st, nil
 }

@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/kinescope-tools/tusproxy/proxy/state"
 	"github.com/kinescope-tools/tusproxy/proxy/upload"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
@@ -36,19 +36,19 @@ func (s *Service) handleHead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.Close()
-	rec, err := h.Offset(r.Context())
+	st, err := h.Offset(r.Context())
 	if err != nil {
 		answer(w, r, err) // the upstream no longer has it
 		return
 	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
-	hdr.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(rec.Offset))
-	hdr.Set(tusproto.HeaderUploadLength, tusproto.FormatSize(rec.Length))
-	if rec.Metadata != "" {
-		hdr.Set(tusproto.HeaderUploadMetadata, rec.Metadata)
+	hdr.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(st.Offset))
+	hdr.Set(tusproto.HeaderUploadLength, tusproto.FormatSize(st.Length))
+	if st.Metadata != "" {
+		hdr.Set(tusproto.HeaderUploadMetadata, st.Metadata)
 	}
-	s.setExpires(hdr, rec)
+	setExpires(hdr, st.Expires)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -81,14 +81,14 @@ func (s *Service) handlePatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.Close()
-	rec, err := h.Write(r.Context(), offset, body, r.ContentLength)
+	st, err := h.Write(r.Context(), offset, body, r.ContentLength)
 	if err != nil {
 		answer(w, r, err)
 		return
 	}
 	hdr := w.Header()
-	hdr.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(rec.Offset))
-	s.setExpires(hdr, rec)
+	hdr.Set(tusproto.HeaderUploadOffset, tusproto.FormatSize(st.Offset))
+	setExpires(hdr, st.Expires)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -153,8 +153,8 @@ func uploadID(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 // setExpires writes Upload-Expires (tus expiration extension) when uploads expire.
-func (s *Service) setExpires(h http.Header, rec state.Record) {
-	if exp := s.life.ExpiresAt(rec); !exp.IsZero() {
-		h.Set(tusproto.HeaderUploadExpires, exp.UTC().Format(http.TimeFormat))
+func setExpires(h http.Header, expires time.Time) {
+	if !expires.IsZero() {
+		h.Set(tusproto.HeaderUploadExpires, expires.UTC().Format(http.TimeFormat))
 	}
 }

@@ -39,18 +39,19 @@ type CreateRequest struct {
 
 // Create starts an upload: it records the intent, asks Kinescope for a
 // video, and stores the record, which removes the intent in the same
-// write. It returns the record and Kinescope's request id (also on
-// failure, when Kinescope gave one: see UpstreamError.RequestID).
-func (l *Lifecycle) Create(ctx context.Context, req CreateRequest) (state.Record, string, error) {
+// write. It returns the upload and Kinescope's request id (on failure, the
+// id is in the UpstreamError; the record, when init answered, is returned
+// all the same).
+func (l *Lifecycle) Create(ctx context.Context, req CreateRequest) (Status, string, error) {
 	in := state.Intent{ID: req.ID, Length: req.Length, CreatedAt: l.now()}
 	if err := l.store.CreateIntent(ctx, in); err != nil {
 		// Kinescope is not called unless the intent is stored: an outage of
 		// the store creates no video.
-		return state.Record{}, "", l.storeFailed("create intent", req.ID, err)
+		return Status{}, "", l.storeFailed("create intent", req.ID, err)
 	}
 	up, err := l.initVideo(ctx, req.ID, req.Init)
 	if err != nil {
-		return state.Record{}, up.RequestID, err
+		return Status{}, up.RequestID, err
 	}
 	now := l.now()
 	rec := state.Record{ID: req.ID, VideoID: up.VideoID, Endpoint: up.Endpoint, Length: req.Length,
@@ -61,10 +62,10 @@ func (l *Lifecycle) Create(ctx context.Context, req CreateRequest) (state.Record
 		l.log.Error("the Kinescope video is orphaned: its record could not be stored", slog.String("video_id", rec.VideoID),
 			slog.String("intent_id", rec.ID))
 		l.noteOrphan(ctx, rec.ID, rec.VideoID)
-		return rec, up.RequestID, l.storeFailed("create", rec.ID, err)
+		return Status{Record: rec}, up.RequestID, l.storeFailed("create", rec.ID, err)
 	}
 	l.publish(created)
-	return rec, up.RequestID, nil
+	return l.status(rec), up.RequestID, nil
 }
 
 // Init asks Kinescope for a video and checks its endpoint, storing

@@ -164,8 +164,19 @@ func ValidID(id string) bool {
 	return true
 }
 
-// ExpiresAt is when an idle upload expires; zero when uploads never expire.
-func (l *Lifecycle) ExpiresAt(rec state.Record) time.Time {
+// Status is an upload as its client is told about it: its record, and when
+// it expires unless it is used again.
+type Status struct {
+	state.Record
+	Expires time.Time // zero when uploads never expire
+}
+
+func (l *Lifecycle) status(rec state.Record) Status {
+	return Status{Record: rec, Expires: l.expiresAt(rec)}
+}
+
+// expiresAt is when an idle upload expires; zero when uploads never expire.
+func (l *Lifecycle) expiresAt(rec state.Record) time.Time {
 	if l.cfg.UploadTTL <= 0 {
 		return time.Time{}
 	}
@@ -173,7 +184,7 @@ func (l *Lifecycle) ExpiresAt(rec state.Record) time.Time {
 }
 
 func (l *Lifecycle) expired(rec state.Record) bool {
-	exp := l.ExpiresAt(rec)
+	exp := l.expiresAt(rec)
 	return !exp.IsZero() && l.now().After(exp)
 }
 

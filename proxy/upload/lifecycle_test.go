@@ -141,14 +141,14 @@ func newLifecycle(t *testing.T, cfg upload.Config) (*upload.Lifecycle, *recorder
 
 func create(t *testing.T, l *upload.Lifecycle, length int64) state.Record {
 	t.Helper()
-	rec, _, err := l.Create(context.Background(), upload.CreateRequest{ID: upload.NewID(), Length: length})
+	st, _, err := l.Create(context.Background(), upload.CreateRequest{ID: upload.NewID(), Length: length})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rec
+	return st.Record
 }
 
-func write(t *testing.T, l *upload.Lifecycle, id string, offset int64, data []byte) (state.Record, error) {
+func write(t *testing.T, l *upload.Lifecycle, id string, offset int64, data []byte) (upload.Status, error) {
 	t.Helper()
 	h, err := l.Open(context.Background(), id, nil, func() {})
 	if err != nil {

@@ -113,16 +113,16 @@ func (l *Lifecycle) lock(ctx context.Context, id string, onRelease func()) (hand
 // as last seen, and a stale one is harmless (the upstream refuses a PATCH at
 // the wrong offset). Only ErrGone and ErrNotFound are returned: an offset
 // query never fails for an outage.
-func (h *Handle) Offset(ctx context.Context) (state.Record, error) {
+func (h *Handle) Offset(ctx context.Context) (Status, error) {
 	synced, err := h.l.syncOffset(ctx, h.rec)
 	if err != nil {
 		if isGone(err) {
-			return synced, err
+			return Status{}, err
 		}
 		h.l.log.Warn("answering HEAD from the record", slog.String("upload_id", h.rec.ID), slog.Int64("offset", h.rec.Offset))
 	}
 	h.rec = synced
-	return synced, nil
+	return h.l.status(synced), nil
 }
 
 // isGone reports whether err says the upload no longer exists.

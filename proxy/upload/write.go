@@ -27,9 +27,9 @@ const recordEvery = time.Second
 //
 // Whatever fails, the upstream is then asked what it kept and exactly that
 // is recorded, so the client resumes at the right byte. Write returns the
-// record as it stands afterwards, also on error; the error says why it
+// upload as it stands afterwards, also on error; the error says why it
 // stopped (Body.Failure's error when the body did).
-func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64) (state.Record, error) {
+func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64) (Status, error) {
 	l, rec := h.l, h.rec
 	if rec.OffsetUncertain {
 		// The last write failed before the upstream could be asked; try
@@ -37,7 +37,7 @@ func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64)
 		// offset of every PATCH itself.
 		synced, err := l.syncOffset(ctx, rec)
 		if isGone(err) {
-			return rec, err
+			return l.status(rec), err
 		}
 		if err == nil {
 			rec = synced
@@ -45,10 +45,10 @@ func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64)
 	}
 	if offset != rec.Offset {
 		l.publish(Event{Kind: OffsetMismatch, At: l.now(), Upload: rec, Detail: SideClient})
-		return rec, &OffsetMismatchError{Have: rec.Offset, Got: offset}
+		return l.status(rec), &OffsetMismatchError{Have: rec.Offset, Got: offset}
 	}
 	if size > rec.Length-rec.Offset {
-		return rec, &BodyTooLargeError{Size: size, Remaining: rec.Length - rec.Offset}
+		return l.status(rec), &BodyTooLargeError{Size: size, Remaining: rec.Length - rec.Offset}
 	}
 	stream := &Stream{Start: rec.Offset, Began: l.now(), Received: body.Received}
 	l.publish(Event{Kind: StreamStarted, At: stream.Began, Upload: rec, Stream: stream})
@@ -59,7 +59,7 @@ func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64)
 	if w.completed && stream.Start < w.rec.Length {
 		l.publish(l.event(Completed, w.rec))
 	}
-	return w.rec, err
+	return l.status(w.rec), err
 }
 
 // write is one Write in progress.
