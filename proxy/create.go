@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/kinescope-tools/tusproxy/config"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
 	"github.com/kinescope-tools/tusproxy/proxy/upload"
 	"github.com/kinescope-tools/tusproxy/tusproto"
@@ -24,7 +25,7 @@ type creation struct {
 
 // parseCreation validates a tus creation request's headers. Everything is
 // checked before Kinescope is called, so a refused request creates no video.
-func (s *Service) parseCreation(r *http.Request) (creation, error) {
+func parseCreation(r *http.Request, cfg *config.Config) (creation, error) {
 	h := r.Header
 	if h.Get(tusproto.HeaderUploadConcat) != "" {
 		return creation{}, errConcatUnsupported
@@ -40,10 +41,10 @@ func (s *Service) parseCreation(r *http.Request) (creation, error) {
 	if err != nil {
 		return creation{}, errLengthInvalid.withMessage("Upload-Length: " + err.Error())
 	}
-	if err := s.checkLength(length); err != nil {
+	if err := checkLength(length, cfg.MaxSize); err != nil {
 		return creation{}, err
 	}
-	if err := s.checkMetadataSize(h); err != nil {
+	if err := checkMetadataSize(h, cfg.MaxMetadataBytes); err != nil {
 		return creation{}, err
 	}
 	c := creation{length: length, rawMetadata: h.Get(tusproto.HeaderUploadMetadata)}
@@ -58,27 +59,27 @@ func (s *Service) parseCreation(r *http.Request) (creation, error) {
 // each unfinished creation could park up to the whole header cap (64 KiB)
 // in the store. Every Upload-Metadata line counts, though only the first is
 // used, so none slips past by being split.
-func (s *Service) checkMetadataSize(h http.Header) error {
+func checkMetadataSize(h http.Header, maxBytes int64) error {
 	size := 0
 	for _, v := range h.Values(tusproto.HeaderUploadMetadata) {
 		size += len(v)
 	}
-	if int64(size) > s.cfg.MaxMetadataBytes {
+	if int64(size) > maxBytes {
 		return errMetadataTooLarge.withMessage(fmt.Sprintf(
 			"Upload-Metadata has %d bytes; this server accepts at most %d (file name, type and title fit easily)",
-			size, s.cfg.MaxMetadataBytes))
+			size, maxBytes))
 	}
 	return nil
 }
 
 // checkLength applies the size rules shared by tus creation and the seed
 // endpoint: Kinescope needs a positive size, and the operator may cap it.
-func (s *Service) checkLength(length int64) error {
+func checkLength(length, maxSize int64) error {
 	if length <= 0 {
 		return errLengthInvalid.withMessage("Upload-Length must be greater than 0: Kinescope does not take empty files")
 	}
-	if s.cfg.MaxSize > 0 && length > s.cfg.MaxSize {
-		return errTooLarge.withMessage(fmt.Sprintf("Upload-Length %d exceeds the maximum upload size of %d bytes", length, s.cfg.MaxSize))
+	if maxSize > 0 && length > maxSize {
+		return errTooLarge.withMessage(fmt.Sprintf("Upload-Length %d exceeds the maximum upload size of %d bytes", length, maxSize))
 	}
 	return nil
 }
@@ -90,7 +91,7 @@ func (s *Service) startUpload(r *http.Request, c creation) (kinescope.InitReques
 	if err := s.creations.allowCreate(s.proxies.clientKey(r), s.now()); err != nil {
 		return kinescope.InitRequest{}, grant{}, err
 	}
-	g, err := s.authorizeCreate(r, c)
+	g, err := s.access.authorizeCreate(r, c)
 	if err != nil {
 		return kinescope.InitRequest{}, g, err
 	}
@@ -134,7 +135,7 @@ func noteInit(r *http.Request, requestID string, err error) {
 // client gets a Location on our own origin. A body sent with the POST
 // (creation-with-upload) is forwarded as the first chunk.
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
-	c, err := s.parseCreation(r)
+	c, err := parseCreation(r, s.cfg)
 	if err != nil {
 		answer(w, r, err)
 		return

@@ -120,13 +120,13 @@ func handleHealthz(w http.ResponseWriter, r *http.Request) {
 
 // isTusPath reports whether a path belongs to the tus endpoint (the paths
 // method override applies to; CORS covers these and the seed path).
-func (s *Service) isTusPath(p string) bool {
-	return strings.HasPrefix(p, s.cfg.BasePath) || p == strings.TrimSuffix(s.cfg.BasePath, "/")
+func isTusPath(p, base string) bool {
+	return strings.HasPrefix(p, base) || p == strings.TrimSuffix(base, "/")
 }
 
 func (s *Service) crossOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if (s.isTusPath(r.URL.Path) || (s.cfg.SeedPath != "" && r.URL.Path == s.cfg.SeedPath)) && !s.cors.handle(w, r) {
+		if (isTusPath(r.URL.Path, s.cfg.BasePath) || (s.cfg.SeedPath != "" && r.URL.Path == s.cfg.SeedPath)) && !s.cors.handle(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -138,7 +138,7 @@ func (s *Service) crossOrigin(next http.Handler) http.Handler {
 // POST with X-HTTP-Method-Override. Honoured on POST only, like tusd.
 func (s *Service) methodOverride(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if m := r.Header.Get(tusproto.HeaderMethodOverride); m != "" && s.isTusPath(r.URL.Path) {
+		if m := r.Header.Get(tusproto.HeaderMethodOverride); m != "" && isTusPath(r.URL.Path, s.cfg.BasePath) {
 			if r.Method != http.MethodPost {
 				answer(w, r, errMethodOverride.withMessage("X-HTTP-Method-Override is only honoured on POST"))
 				return
@@ -163,7 +163,7 @@ func (s *Service) methodOverride(next http.Handler) http.Handler {
 // CORS refusals and panics included.
 func (s *Service) tusResumable(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodOptions && s.isTusPath(r.URL.Path) {
+		if r.Method != http.MethodOptions && isTusPath(r.URL.Path, s.cfg.BasePath) {
 			w.Header().Set(tusproto.HeaderTusResumable, tusproto.Version)
 		}
 		next.ServeHTTP(w, r)
@@ -205,7 +205,7 @@ func (s *Service) tusHeaders(next http.Handler) http.Handler {
 func (s *Service) handleOptions(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set(tusproto.HeaderTusVersion, tusproto.Version)
-	h.Set(tusproto.HeaderTusExtension, s.extensions())
+	h.Set(tusproto.HeaderTusExtension, extensions(s.cfg.UploadTTL > 0))
 	if s.cfg.MaxSize > 0 {
 		h.Set(tusproto.HeaderTusMaxSize, tusproto.FormatSize(s.cfg.MaxSize))
 	}
@@ -215,9 +215,9 @@ func (s *Service) handleOptions(w http.ResponseWriter, r *http.Request) {
 // extensions are the tus extensions offered. creation-defer-length and
 // concatenation are not: Kinescope needs each file's size up front and makes
 // one video per init.
-func (s *Service) extensions() string {
+func extensions(expiration bool) string {
 	ext := "creation,creation-with-upload,termination"
-	if s.cfg.UploadTTL > 0 {
+	if expiration {
 		ext += ",expiration"
 	}
 	return ext

@@ -41,7 +41,7 @@ func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
 			answer(w, r, err)
 			return
 		}
-		if err := s.checkLength(req.Filesize); err != nil {
+		if err := checkLength(req.Filesize, s.cfg.MaxSize); err != nil {
 			answer(w, r, err)
 			return
 		}
@@ -50,7 +50,7 @@ func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
 		}}
 	} else {
 		var err error
-		if c, err = s.parseCreation(r); err != nil {
+		if c, err = parseCreation(r, s.cfg); err != nil {
 			answer(w, r, err)
 			return
 		}

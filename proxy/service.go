@@ -49,8 +49,7 @@ type Service struct {
 	now       func() time.Time
 	proxies   proxyHeaders
 	cors      corsPolicy
-	jwt       *jwtVerifier // nil: no tokens checked
-	authHook  *authHook    // nil: no auth hook
+	access    *access
 	creations *creationRate
 	streams   *streams
 	site      fs.FS // nil: no pages
@@ -94,11 +93,12 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.jwt, err = newJWTVerifier(cfg); err != nil {
+	s.access = &access{parentID: cfg.ParentID, proxies: s.proxies, now: s.now}
+	if s.access.jwt, err = newJWTVerifier(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.AuthHookURL != "" {
-		s.authHook = newAuthHook(cfg.AuthHookURL, cfg.AuthHookTimeout, cfg.AuthCacheTTL, clients.hook.Transport)
+		s.access.hook = newAuthHook(cfg.AuthHookURL, cfg.AuthHookTimeout, cfg.AuthCacheTTL, clients.hook.Transport)
 	}
 	observers := append(upload.Observers{s.metrics, lifecycleLog{s.log}}, deps.Observers...)
 	s.life = upload.New(upload.Config{

@@ -107,7 +107,7 @@ func (s *Service) startStream(w http.ResponseWriter, r *http.Request) (body *bod
 // not own the upload), the upload's lock and its record. onRelease is how
 // a later request for the upload asks this one to let go.
 func (s *Service) openUpload(r *http.Request, id, op string, onRelease func()) (*upload.Handle, error) {
-	authorize, err := s.authorizer(r, op)
+	authorize, err := s.access.authorizer(r, op)
 	if err != nil {
 		return nil, err
 	}
