@@ -115,7 +115,7 @@ func (s *Service) openUpload(r *http.Request, id, op string, onRelease func()) (
 	if err != nil {
 		return nil, err
 	}
-	noteUpload(r, id, h.Record().VideoID)
+	noteUpload(r, id, h.Opened.VideoID)
 	return h, nil
 }
 

@@ -19,13 +19,14 @@ type Authorize func(rec state.Record) error
 
 // Handle is an upload whose lock the caller holds. Close releases it.
 type Handle struct {
+	// Opened is the record as it was when the handle was opened (for the
+	// caller's logs); Write and Offset return it as it is afterwards.
+	Opened state.Record
+
 	l    *Lifecycle
 	rec  state.Record
 	lock handler.Lock
 }
-
-// Record is the upload as last read or written through this handle.
-func (h *Handle) Record() state.Record { return h.rec }
 
 // Close releases the upload's lock.
 func (h *Handle) Close() { _ = h.lock.Unlock() }
@@ -58,7 +59,7 @@ func (l *Lifecycle) Open(ctx context.Context, id string, authorize Authorize, on
 		_ = lock.Unlock()
 		return nil, err
 	}
-	return &Handle{l: l, rec: rec, lock: lock}, nil
+	return &Handle{Opened: rec, l: l, rec: rec, lock: lock}, nil
 }
 
 // Hold takes the lock of an upload just created, for the body of its
@@ -68,7 +69,7 @@ func (l *Lifecycle) Hold(ctx context.Context, rec state.Record, onRelease func()
 	if err != nil {
 		return nil, err
 	}
-	return &Handle{l: l, rec: rec, lock: lock}, nil
+	return &Handle{Opened: rec, l: l, rec: rec, lock: lock}, nil
 }
 
 func (l *Lifecycle) get(ctx context.Context, id string) (state.Record, error) {
