@@ -63,28 +63,9 @@ func (e *Emulator) handleInit(w http.ResponseWriter, r *http.Request) {
 	// (and cancels ctx) only once the body has been read to its end.
 	raw, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInitBody))
 
-	if !sleepCtx(ctx, plan.delay) {
-		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init abandoned by the client", requestID)
+	if e.initFault(w, r, plan) {
 		return
 	}
-	if plan.drop {
-		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init dropped (fault)", requestID)
-		abortConnection(w)
-		return
-	}
-	if plan.status != 0 {
-		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init refused (fault)", requestID, slog.Int("status", plan.status))
-		if plan.body != "" {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(plan.status)
-			_, _ = io.WriteString(w, plan.body)
-			return
-		}
-		code, message := apiErrorFor(plan.status)
-		writeAPIError(w, plan.status, code, message, "injected by kinescopetest Faults.InitStatus")
-		return
-	}
-
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeAPIError(w, http.StatusMethodNotAllowed, codeNotAllowed, "Method not allowed", "use POST")
@@ -97,24 +78,10 @@ func (e *Emulator) handleInit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if readErr != nil {
-		if maxErr := (*http.MaxBytesError)(nil); errors.As(readErr, &maxErr) {
-			writeAPIError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "Request body too large", "the JSON body is limited to 1 MiB")
-			return
-		}
-		// The client went away while sending: nobody reads an answer.
+	req, ok := decodeInit(w, raw, readErr)
+	if !ok {
 		return
 	}
-	var req initRequest
-	if err := json.Unmarshal(raw, &req); err != nil {
-		writeAPIError(w, http.StatusBadRequest, codeJSONSyntax, "JSON syntax error", err.Error())
-		return
-	}
-	if problems := req.problems(); problems != "" {
-		writeAPIError(w, http.StatusBadRequest, codeBadRequest, "Bad request", problems)
-		return
-	}
-
 	video, err := e.createVideo(ctx, req, e.baseURL(r), plan.endpoint)
 	if err != nil {
 		e.log.LogAttrs(ctx, slog.LevelError, "kinescopetest: init failed", requestID, slog.String("error", err.Error()))
@@ -133,6 +100,59 @@ func (e *Emulator) handleInit(w http.ResponseWriter, r *http.Request) {
 		Filesize: video.Filesize,
 		ParentID: video.ParentID,
 	}})
+}
+
+// initFault plays the planned fault of an init, if any: a delay (after
+// which a client that left gets nothing), a dropped connection or a refusal.
+// It reports whether the request was answered.
+func (e *Emulator) initFault(w http.ResponseWriter, r *http.Request, plan initPlan) bool {
+	ctx := r.Context()
+	requestID := slog.String("request_id", w.Header().Get("X-Request-ID"))
+	if !sleepCtx(ctx, plan.delay) {
+		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init abandoned by the client", requestID)
+		return true
+	}
+	if plan.drop {
+		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init dropped (fault)", requestID)
+		abortConnection(w)
+		return true
+	}
+	if plan.status != 0 {
+		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: init refused (fault)", requestID, slog.Int("status", plan.status))
+		if plan.body != "" {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(plan.status)
+			_, _ = io.WriteString(w, plan.body)
+			return true
+		}
+		code, message := apiErrorFor(plan.status)
+		writeAPIError(w, plan.status, code, message, "injected by kinescopetest Faults.InitStatus")
+		return true
+	}
+	return false
+}
+
+// decodeInit reads an init's JSON body, answering the client itself (and
+// reporting false) when it is too large, malformed or incomplete.
+func decodeInit(w http.ResponseWriter, raw []byte, readErr error) (initRequest, bool) {
+	var req initRequest
+	if readErr != nil {
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(readErr, &maxErr) {
+			writeAPIError(w, http.StatusRequestEntityTooLarge, codeTooLarge, "Request body too large", "the JSON body is limited to 1 MiB")
+			return req, false
+		}
+		// The client went away while sending: nobody reads an answer.
+		return req, false
+	}
+	if err := json.Unmarshal(raw, &req); err != nil {
+		writeAPIError(w, http.StatusBadRequest, codeJSONSyntax, "JSON syntax error", err.Error())
+		return req, false
+	}
+	if problems := req.problems(); problems != "" {
+		writeAPIError(w, http.StatusBadRequest, codeBadRequest, "Bad request", problems)
+		return req, false
+	}
+	return req, true
 }
 
 // authorized reports whether r carries "Authorization: Bearer <token>". The

@@ -31,21 +31,7 @@ var (
 
 // handleTus is /v2/upload/{uploadID}: tusd's handler, with the faults around it.
 func (e *Emulator) handleTus(w http.ResponseWriter, r *http.Request) {
-	// tusd honours X-HTTP-Method-Override on POST only; count and plan by the
-	// method tusd will act on.
-	method := r.Method
-	if override := r.Header.Get("X-HTTP-Method-Override"); method == http.MethodPost && override != "" {
-		method = override
-	}
-	switch method {
-	case http.MethodHead:
-		e.headCount.Add(1)
-	case http.MethodPatch:
-		e.patchCount.Add(1)
-	case http.MethodDelete:
-		e.deleteCount.Add(1)
-	}
-
+	method := e.countTus(r)
 	ctx := r.Context()
 	plan := e.planTus(method)
 	uploadID := strings.Trim(strings.TrimPrefix(r.URL.Path, uploadPath), "/")
@@ -94,33 +80,62 @@ func (e *Emulator) handleTus(w http.ResponseWriter, r *http.Request) {
 		e.observe(uploadID, false)
 	}
 
-	if plan.cutAfter < 0 {
-		e.tus.ServeHTTP(tw, r)
-	} else {
-		body := &cutBody{ReadCloser: r.Body, remaining: plan.cutAfter}
-		cutRequest := r.WithContext(ctx) // a shallow copy whose Body may change
-		cutRequest.Body = body
-		held := &heldResponse{dst: tw, header: make(http.Header)}
-		e.tus.ServeHTTP(held, cutRequest)
-		if body.tripped.Load() {
-			// tusd has returned: the bytes before the cut are in the store
-			// before the client can see the connection go.
-			if video != nil {
-				e.observe(uploadID, false)
-			}
-			e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: PATCH cut (fault)", requestID, videoID,
-				slog.Int64("kept_bytes", plan.cutAfter))
-			abortConnection(w)
-			return
-		}
-		held.replay()
+	if !e.serveTus(w, tw, r, plan.cutAfter, uploadID, video != nil, requestID, videoID) {
+		return // cut: the client sees the connection go
 	}
-
 	if video != nil {
 		e.observe(uploadID, method == http.MethodDelete && tw.status == http.StatusNoContent)
 	}
 	e.log.LogAttrs(ctx, slog.LevelDebug, "kinescopetest: tus request", requestID, videoID,
 		slog.String("method", method), slog.Int("status", tw.status))
+}
+
+// countTus counts a tus request by the method tusd will act on, which it
+// returns: tusd honours X-HTTP-Method-Override on POST only.
+func (e *Emulator) countTus(r *http.Request) string {
+	method := r.Method
+	if override := r.Header.Get("X-HTTP-Method-Override"); method == http.MethodPost && override != "" {
+		method = override
+	}
+	switch method {
+	case http.MethodHead:
+		e.headCount.Add(1)
+	case http.MethodPatch:
+		e.patchCount.Add(1)
+	case http.MethodDelete:
+		e.deleteCount.Add(1)
+	}
+	return method
+}
+
+// serveTus hands the request to tusd; with cutAfter >= 0, its body is cut
+// after that many bytes and the connection dropped once tusd has stored
+// them, which it reports as false.
+func (e *Emulator) serveTus(w http.ResponseWriter, tw *tusResponseWriter, r *http.Request, cutAfter int64,
+	uploadID string, known bool, requestID, videoID slog.Attr) bool {
+	if cutAfter < 0 {
+		e.tus.ServeHTTP(tw, r)
+		return true
+	}
+	ctx := r.Context()
+	body := &cutBody{ReadCloser: r.Body, remaining: cutAfter}
+	cutRequest := r.WithContext(ctx) // a shallow copy whose Body may change
+	cutRequest.Body = body
+	held := &heldResponse{dst: tw, header: make(http.Header)}
+	e.tus.ServeHTTP(held, cutRequest)
+	if body.tripped.Load() {
+		// tusd has returned: the bytes before the cut are in the store
+		// before the client can see the connection go.
+		if known {
+			e.observe(uploadID, false)
+		}
+		e.log.LogAttrs(ctx, slog.LevelInfo, "kinescopetest: PATCH cut (fault)", requestID, videoID,
+			slog.Int64("kept_bytes", cutAfter))
+		abortConnection(w)
+		return false
+	}
+	held.replay()
+	return true
 }
 
 // versionChecked reports whether tusd requires Tus-Resumable for method.
