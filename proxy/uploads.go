@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -112,6 +113,9 @@ func (s *Service) openUpload(r *http.Request, id, op string, onRelease func()) (
 		return nil, err
 	}
 	h, err := s.life.Open(r.Context(), id, authorize, onRelease)
+	if errors.Is(err, upload.ErrExpired) {
+		noteUpload(r, id, "") // it existed: its log line names it
+	}
 	if err != nil {
 		return nil, err
 	}

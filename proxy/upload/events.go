@@ -152,8 +152,3 @@ func (o Observers) Observe(e Event) {
 		obs.Observe(e)
 	}
 }
-
-// ObserverFunc adapts a function to Observer.
-type ObserverFunc func(Event)
-
-func (f ObserverFunc) Observe(e Event) { f(e) }
