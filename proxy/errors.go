@@ -118,10 +118,7 @@ func answer(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	if e.Status == statusClientClosed {
-		if info != nil {
-			info.status = statusClientClosed
-		}
-		dropConnection(w)
+		dropConnection(w, info)
 		return
 	}
 	if r.Method == http.MethodHead && e.Status >= 500 {
@@ -157,14 +154,22 @@ func answer(w http.ResponseWriter, r *http.Request, err error) {
 // dropConnection ends the answer to a client that went away (or half-closed
 // mid-body) without sending anything: returning would make net/http send
 // an implicit 200 for a PATCH that did not finish. Over HTTP/1 the
-// connection is taken over and closed; where that is not possible (HTTP/2)
+// connection is taken over, and closed once the request is logged (by
+// logRequests; at once outside it); where that is not possible (HTTP/2)
 // the stream gets a bare 499, which no client is there to read.
-func dropConnection(w http.ResponseWriter) {
-	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		_ = conn.Close()
-		return
+func dropConnection(w http.ResponseWriter, info *requestInfo) {
+	if info != nil {
+		info.status = statusClientClosed
 	}
-	w.WriteHeader(statusClientClosed)
+	conn, _, err := http.NewResponseController(w).Hijack()
+	switch {
+	case err != nil:
+		w.WriteHeader(statusClientClosed)
+	case info != nil:
+		info.dropped = conn
+	default:
+		_ = conn.Close()
+	}
 }
 
 // toAnswer maps an error to the answer for the client.

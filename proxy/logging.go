@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sync/atomic"
@@ -17,8 +18,9 @@ type requestInfo struct {
 	videoID            string
 	kinescopeRequestID string
 	errorCode          string
-	internal           error // the text behind an internal_error answer, for the log only
-	status             int   // overrides the written status (499 for a vanished client)
+	internal           error    // the text behind an internal_error answer, for the log only
+	status             int      // overrides the written status (499 for a vanished client)
+	dropped            net.Conn // the connection of a vanished client, closed once logged
 	bytesIn            atomic.Int64
 }
 
@@ -109,6 +111,9 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 				attrs = append(attrs, slog.String("error", info.errorCode))
 			}
 			s.log.LogAttrs(r.Context(), level, "request", attrs...)
+			if info.dropped != nil {
+				_ = info.dropped.Close()
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})
