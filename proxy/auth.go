@@ -2,9 +2,21 @@ package proxy
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 )
+
+// access decides who may create uploads and use them: the JWT verifier and
+// the auth hook, with the one identity rule both follow.
+type access struct {
+	parentID string       // TUSPROXY_PARENT_ID: where videos go unless a decision says otherwise
+	jwt      *jwtVerifier // nil: no tokens checked
+	hook     *authHook    // nil: no auth hook
+	proxies  proxyHeaders // the client address the hook is told
+	now      func() time.Time
+}
 
 // grant is what an auth decision allows for a new upload.
 type grant struct {
@@ -22,10 +34,10 @@ type grant struct {
 //
 // Who owns the upload follows the one rule identity applies to every later
 // request too: the hook's owner when it names one, else the token's sub.
-func (s *Service) authorizeCreate(r *http.Request, c creation) (grant, error) {
-	g := grant{parentID: s.cfg.ParentID}
-	if s.jwt != nil {
-		claims, err := s.jwt.verify(r)
+func (a *access) authorizeCreate(r *http.Request, c creation) (grant, error) {
+	g := grant{parentID: a.parentID}
+	if a.jwt != nil {
+		claims, err := a.jwt.verify(r)
 		if err != nil {
 			return g, err
 		}
@@ -35,11 +47,11 @@ func (s *Service) authorizeCreate(r *http.Request, c creation) (grant, error) {
 		}
 		g.maxSize = claims.MaxSize
 	}
-	if s.hook != nil {
-		ans, err := s.hook.call(r.Context(), hookRequest{
+	if a.hook != nil {
+		ans, err := a.hook.call(r.Context(), authHookRequest{
 			Operation: "create",
-			Upload:    &hookUpload{Size: c.length, Metadata: c.metadata},
-			Client:    s.hookClient(r),
+			Upload:    &authHookUpload{Size: c.length, Metadata: c.metadata},
+			Client:    a.hookClient(r),
 		})
 		if err != nil {
 			return g, err
@@ -61,15 +73,31 @@ func (s *Service) authorizeCreate(r *http.Request, c creation) (grant, error) {
 	return g, nil
 }
 
+// authorizer is the access check of a HEAD, PATCH or DELETE: nil when no
+// auth is configured. The token is checked now (401), before the upload's
+// record is read, so the answer is the same for an upload that exists and
+// one that does not; the rest is decided by authorizeAccess once the
+// lifecycle has read the record.
+func (a *access) authorizer(r *http.Request, op string) (upload.Authorize, error) {
+	if a.jwt == nil && a.hook == nil {
+		return nil, nil
+	}
+	claims, err := a.authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	return func(rec state.Record) error { return a.authorizeAccess(r, op, claims, rec) }, nil
+}
+
 // authenticate is the first step of a HEAD, PATCH or DELETE with JWT on:
 // the token must be valid and name a subject, whatever the upload. It runs
 // before the upload's record is read, so the 401 is the same for an upload
 // that exists and one that does not.
-func (s *Service) authenticate(r *http.Request) (*jwtClaims, error) {
-	if s.jwt == nil {
+func (a *access) authenticate(r *http.Request) (*jwtClaims, error) {
+	if a.jwt == nil {
 		return nil, nil
 	}
-	return s.jwt.verify(r)
+	return a.jwt.verify(r)
 }
 
 // authorizeAccess checks that the caller of a HEAD, PATCH or DELETE may use
@@ -80,8 +108,8 @@ func (s *Service) authenticate(r *http.Request) (*jwtClaims, error) {
 // created without an owner (a hook that named none, or a record from before
 // auth was configured), whoever passes the hook and the token check and
 // holds the unguessable upload URL may use it.
-func (s *Service) authorizeAccess(r *http.Request, op string, claims *jwtClaims, rec state.Record) error {
-	caller, err := s.identity(r, op, rec.ID, claims)
+func (a *access) authorizeAccess(r *http.Request, op string, claims *jwtClaims, rec state.Record) error {
+	caller, err := a.identity(r, op, rec.ID, claims)
 	if err != nil {
 		if e, ok := err.(*Error); ok && e.Code == "auth_rejected" {
 			return errUploadNotFound
@@ -100,13 +128,13 @@ func (s *Service) authorizeAccess(r *http.Request, op string, claims *jwtClaims,
 // hook, the JWT authenticates and the hook says who the user is; the
 // creator is recognised on every later request as long as the hook answers
 // the same owner for them.
-func (s *Service) identity(r *http.Request, op, uploadID string, claims *jwtClaims) (string, error) {
+func (a *access) identity(r *http.Request, op, uploadID string, claims *jwtClaims) (string, error) {
 	var caller string
 	if claims != nil {
 		caller = claims.Subject
 	}
-	if s.hook != nil {
-		owner, err := s.hook.owner(r.Context(), hookRequest{Operation: op, UploadID: uploadID, Client: s.hookClient(r)}, s.now())
+	if a.hook != nil {
+		owner, err := a.hook.owner(r.Context(), authHookRequest{Operation: op, UploadID: uploadID, Client: a.hookClient(r)}, a.now())
 		if err != nil {
 			return "", err
 		}
@@ -117,9 +145,9 @@ func (s *Service) identity(r *http.Request, op, uploadID string, claims *jwtClai
 	return caller, nil
 }
 
-func (s *Service) hookClient(r *http.Request) hookClient {
-	c := hookClient{Authorization: r.Header.Get("Authorization"), Cookie: r.Header.Get("Cookie")}
-	if ip := s.clientIP(r); ip.IsValid() {
+func (a *access) hookClient(r *http.Request) authHookClient {
+	c := authHookClient{Authorization: r.Header.Get("Authorization"), Cookie: r.Header.Get("Cookie")}
+	if ip := a.proxies.clientIP(r); ip.IsValid() {
 		c.IP = ip.String()
 	}
 	return c

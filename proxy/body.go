@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 )
 
 // bodyReader is a client's request body on its way to the upstream. Unlike
@@ -41,6 +43,8 @@ type bodyReader struct {
 	err error // first read failure of the client's body
 }
 
+var _ upload.Body = (*bodyReader)(nil)
+
 func (s *Service) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyReader {
 	info := infoFrom(r)
 	if info == nil {
@@ -50,11 +54,6 @@ func (s *Service) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyRea
 		idle: s.cfg.BodyIdleTimeout, total: &s.metrics.received,
 		minRate: s.cfg.MinBodyRate, window: s.cfg.MinBodyRateWindow}
 }
-
-// bytesRead counts the bytes read from this body so far. It is the request's
-// own counter (its log line's bytes_in): one request has one body, so the
-// per-upload metrics read it rather than keep another.
-func (b *bodyReader) bytesRead() *atomic.Int64 { return &b.info.bytesIn }
 
 // idleSlack divides the body idle timeout into the steps by which the read
 // deadline moves: it is set idle + idle/idleSlack ahead, and moved again
@@ -123,6 +122,11 @@ func (b *bodyReader) endWindow(now time.Time) {
 	b.windowStart, b.windowFrom = now, read
 }
 
+// release is how a later request for the same upload asks this one to let
+// go: stop reading the body, so the lifecycle records what the upstream kept
+// and releases the lock.
+func (b *bodyReader) release() { b.interrupt(errInterrupted) }
+
 // interrupt stops the body: the next Read fails with reason, and a Read
 // blocked on a silent client returns at once (tusd does the same with a read
 // deadline in the past).
@@ -132,9 +136,9 @@ func (b *bodyReader) interrupt(reason *Error) {
 	}
 }
 
-// failure is the reason reading the body failed, as an answer for the
-// client: nil while the body is fine.
-func (b *bodyReader) failure() *Error {
+// Failure is the reason reading the body failed, as an answer for the
+// client: nil while the body is fine (upload.Body).
+func (b *bodyReader) Failure() error {
 	if stop := b.stop.Load(); stop != nil {
 		return stop
 	}
@@ -145,6 +149,11 @@ func (b *bodyReader) failure() *Error {
 	}
 	return nil
 }
+
+// Received counts the bytes read from this body so far (upload.Body). It is
+// the request's own counter (its log line's bytes_in): one request has one
+// body, so the per-upload metrics read it rather than keep another.
+func (b *bodyReader) Received() int64 { return b.info.bytesIn.Load() }
 
 // boundBodies keeps request bodies from holding connections. When a handler
 // returns without reading its body to the end, net/http reads up to 256 KiB

@@ -10,7 +10,7 @@ import (
 	"github.com/kinescope-tools/tusproxy/config"
 )
 
-// forwarding decides what a request says about the client behind it: its
+// proxyHeaders decides what a request says about the client behind it: its
 // address (Kinescope's client_ip, the auth hook's client.ip, the per-address
 // limits, the logs) and the origin it used (Location, same-origin CORS). It
 // is the one place that reads forwarding headers.
@@ -20,7 +20,7 @@ import (
 // proxy. Believing several lets a client pick the one its proxy does not
 // rewrite: nginx rewrites X-Forwarded-For but passes a client's own
 // Forwarded untouched.
-type forwarding struct {
+type proxyHeaders struct {
 	header  string         // config.ClientIPXForwardedFor, ClientIPForwarded or ClientIPXRealIP
 	trusted []netip.Prefix // IPv4 prefixes for IPv4 peers: peers are compared unmapped
 
@@ -29,8 +29,8 @@ type forwarding struct {
 	publicScheme, publicHost string
 }
 
-func newForwarding(cfg *config.Config) forwarding {
-	f := forwarding{header: cfg.ClientIPHeader, trusted: cfg.TrustedProxies}
+func newProxyHeaders(cfg *config.Config) proxyHeaders {
+	f := proxyHeaders{header: cfg.ClientIPHeader, trusted: cfg.TrustedProxies}
 	if cfg.PublicURL != "" {
 		// Validate has checked it is an absolute http(s) URL.
 		if u, err := url.Parse(cfg.PublicURL); err == nil {
@@ -40,7 +40,7 @@ func newForwarding(cfg *config.Config) forwarding {
 	return f
 }
 
-func (f forwarding) isTrusted(a netip.Addr) bool {
+func (f proxyHeaders) isTrusted(a netip.Addr) bool {
 	for _, p := range f.trusted {
 		if p.Contains(a) {
 			return true
@@ -64,7 +64,7 @@ func peerAddr(r *http.Request) netip.Addr {
 
 // clientIP is the client's address without port: the peer itself unless
 // the peer is a trusted proxy, else what the believed header says.
-func (f forwarding) clientIP(r *http.Request) netip.Addr {
+func (f proxyHeaders) clientIP(r *http.Request) netip.Addr {
 	client, _ := f.resolve(r)
 	return client
 }
@@ -73,7 +73,7 @@ func (f forwarding) clientIP(r *http.Request) netip.Addr {
 // returns the element that named the client: it was written by a trusted
 // proxy (the peer, or a hop the walk passed through as trusted), so its
 // proto= and host= can be believed; elements left of it cannot.
-func (f forwarding) resolve(r *http.Request) (client netip.Addr, hop string) {
+func (f proxyHeaders) resolve(r *http.Request) (client netip.Addr, hop string) {
 	peer := peerAddr(r)
 	if !peer.IsValid() || !f.isTrusted(peer) {
 		return peer, ""
@@ -113,7 +113,7 @@ func (f forwarding) resolve(r *http.Request) (client netip.Addr, hop string) {
 // trusted proxy. An entry that does not parse ends the walk at the last
 // trusted hop, since nothing left of it can be believed. It also returns
 // the index the walk stopped at, -1 for an empty chain.
-func (f forwarding) walk(peer netip.Addr, chain []string) (netip.Addr, int) {
+func (f proxyHeaders) walk(peer netip.Addr, chain []string) (netip.Addr, int) {
 	client := peer
 	for i := len(chain) - 1; i >= 0; i-- {
 		a, ok := parseForwardedAddr(chain[i])
@@ -194,7 +194,7 @@ func parseForwardedAddr(s string) (netip.Addr, bool) {
 // the element that named the client; with X-Forwarded-For or X-Real-IP it
 // is the right-most X-Forwarded-Proto and X-Forwarded-Host, the values the
 // trusted peer wrote (nginx's proxy_set_header replaces a client's own).
-func (f forwarding) origin(r *http.Request) (scheme, host string) {
+func (f proxyHeaders) origin(r *http.Request) (scheme, host string) {
 	if f.publicHost != "" {
 		return f.publicScheme, f.publicHost
 	}
@@ -227,3 +227,24 @@ func (f forwarding) origin(r *http.Request) (scheme, host string) {
 func validHost(h string) bool {
 	return h != "" && !strings.ContainsAny(h, "/\\?#@ \t\r\n")
 }
+
+// limitKey is the address a client is counted under by every per-address
+// limit. An IPv6 client is counted by its /64: that is the smallest prefix
+// one subscriber gets (RFC 6177), and a host can take any address in it at
+// will, so counting /128s lets one machine rotate its way past every limit.
+// An IPv4 client (IPv4-mapped IPv6 included) is counted by its address.
+func limitKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if !a.Is6() {
+		return a
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return a
+	}
+	return p.Addr()
+}
+
+// clientKey is the address a request's client is counted under by every
+// per-address limit.
+func (f proxyHeaders) clientKey(r *http.Request) netip.Addr { return limitKey(f.clientIP(r)) }

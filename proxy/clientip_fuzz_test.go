@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/kinescope-tools/tusproxy/config"
 )
@@ -29,7 +30,7 @@ func FuzzClientIP(f *testing.F) {
 		all := map[string]string{"Forwarded": forwarded, "X-Forwarded-For": xff, "X-Real-IP": realIP,
 			"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
 		for _, header := range clientIPHeaders {
-			fwd := forwarding{header: header, trusted: trusted}
+			fwd := proxyHeaders{header: header, trusted: trusted}
 			r := request("127.0.0.1:1234", all)
 			ip := fwd.clientIP(r)
 			if !ip.IsValid() || ip.Is4In6() {
@@ -105,7 +106,7 @@ func TestClientIPChain(t *testing.T) {
 		{"x-real-ip", "10.0.0.2:5", "", "", "6.6.6.6, 198.51.100.4", "10.0.0.2"},                     // a list is not a single value
 		{"x-real-ip", "203.0.113.1:5", "", "", "198.51.100.4", "203.0.113.1"},                        // untrusted peer
 	} {
-		fwd := forwarding{header: tt.header, trusted: trusted}
+		fwd := proxyHeaders{header: tt.header, trusted: trusted}
 		r := request(tt.remote, map[string]string{"Forwarded": tt.forwarded, "X-Forwarded-For": tt.xff, "X-Real-IP": tt.realIP})
 		if got := fwd.clientIP(r).String(); got != tt.want {
 			t.Errorf("%+v: got %s", tt, got)
@@ -116,7 +117,7 @@ func TestClientIPChain(t *testing.T) {
 	r := request("10.0.0.2:5", nil)
 	r.Header.Add("X-Real-IP", "6.6.6.6")
 	r.Header.Add("X-Real-IP", "198.51.100.4")
-	if got := (forwarding{header: config.ClientIPXRealIP, trusted: trusted}).clientIP(r).String(); got != "10.0.0.2" {
+	if got := (proxyHeaders{header: config.ClientIPXRealIP, trusted: trusted}).clientIP(r).String(); got != "10.0.0.2" {
 		t.Errorf("two X-Real-IP lines: got %s, want the peer", got)
 	}
 }
@@ -146,7 +147,7 @@ func TestOriginFromTheTrustedHopOnly(t *testing.T) {
 		{"x-forwarded-for", "10.0.0.2:5", map[string]string{"X-Forwarded-Host": "up.example"}, "https://public.example/media", "https://public.example"},
 	} {
 		cfg := &config.Config{ClientIPHeader: tt.header, TrustedProxies: trusted, PublicURL: tt.public}
-		scheme, host := newForwarding(cfg).origin(request(tt.remote, tt.headers))
+		scheme, host := newProxyHeaders(cfg).origin(request(tt.remote, tt.headers))
 		if got := scheme + "://" + host; got != tt.want {
 			t.Errorf("%s %v: origin %s, want %s", tt.header, tt.headers, got, tt.want)
 		}
@@ -166,21 +167,22 @@ func TestLimitsKeyIPv6ByPrefix64(t *testing.T) {
 		}
 	}
 	// The PATCH cap counts one /64 as one client.
-	l := newLimits(0, 1, 0)
-	release, err := l.startPatch(netip.MustParseAddr("2001:db8:1:2::1"))
+	l := newStreams(1, 0)
+	start := func(addr netip.Addr) (func(), error) { return l.start(limitKey(addr), new(bodyReader), time.Now()) }
+	release, err := start(netip.MustParseAddr("2001:db8:1:2::1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.startPatch(netip.MustParseAddr("2001:db8:1:2::2")); err != errTooManyPatches {
+	if _, err := start(netip.MustParseAddr("2001:db8:1:2::2")); err != errTooManyPatches {
 		t.Errorf("second PATCH from the same /64: %v, want errTooManyPatches", err)
 	}
-	if r, err := l.startPatch(netip.MustParseAddr("2001:db8:1:3::1")); err != nil {
+	if r, err := start(netip.MustParseAddr("2001:db8:1:3::1")); err != nil {
 		t.Errorf("PATCH from another /64: %v", err)
 	} else {
 		r()
 	}
 	release()
-	if r, err := l.startPatch(netip.MustParseAddr("2001:db8:1:2::2")); err != nil {
+	if r, err := start(netip.MustParseAddr("2001:db8:1:2::2")); err != nil {
 		t.Errorf("after release: %v", err)
 	} else {
 		r()

@@ -11,11 +11,11 @@ import (
 type corsPolicy struct {
 	anyOrigin bool            // "*" configured: any origin, never with credentials
 	origins   map[string]bool // exact origins, answered with credentials allowed
-	fwd       forwarding
+	proxies   proxyHeaders
 }
 
-func newCORSPolicy(origins []string, fwd forwarding) corsPolicy {
-	p := corsPolicy{origins: make(map[string]bool), fwd: fwd}
+func newCORSPolicy(origins []string, proxies proxyHeaders) corsPolicy {
+	p := corsPolicy{origins: make(map[string]bool), proxies: proxies}
 	for _, o := range origins {
 		if o == "*" {
 			p.anyOrigin = true
@@ -40,7 +40,7 @@ var (
 // sameOrigin reports whether origin names the host the request was sent to:
 // browsers send Origin on same-origin POSTs too, and those need no CORS.
 func (p corsPolicy) sameOrigin(r *http.Request, origin string) bool {
-	_, host := p.fwd.origin(r)
+	_, host := p.proxies.origin(r)
 	_, originHost, ok := strings.Cut(origin, "://")
 	return ok && strings.EqualFold(originHost, host)
 }
@@ -66,7 +66,7 @@ func (p corsPolicy) handle(w http.ResponseWriter, r *http.Request) bool {
 	case p.sameOrigin(r, origin):
 		return true
 	default:
-		writeError(w, r, errOriginForbidden)
+		answer(w, r, errOriginForbidden)
 		return false
 	}
 	h.Set("Access-Control-Expose-Headers", corsExposed)

@@ -1,6 +1,10 @@
-// Package proxy is tusproxy's HTTP service: a tus 1.0.0 server whose
+// Package proxy is tusproxy's HTTP adapter: a tus 1.0.0 server whose
 // creation step calls Kinescope's /v2/init and whose PATCHes are streamed,
-// offset-checked, to the tus endpoint Kinescope issued for the upload.
+// offset-checked, to the tus endpoint Kinescope issued for the upload. The
+// upload lifecycle itself (create, open, write, offset, terminate, expire,
+// and its events) is package proxy/upload; this package turns requests into
+// its calls and its errors into tus answers (answer, in errors.go). See
+// ARCHITECTURE.md at the repository root.
 //
 // # Why not tusd's pkg/handler
 //
@@ -29,8 +33,8 @@
 //     handler.Error is sent to the client with its text, which would leak
 //     upstream URLs.
 //
-// So the tus protocol is served here (create.go, head.go, patch.go,
-// delete.go, options.go) and tusd is used where it fits: its handler.Locker
+// So the tus protocol is served here (routes.go, create.go, uploads.go) and
+// the lifecycle in proxy/upload, and tusd is used where it fits: its handler.Locker
 // contract and memorylocker give one writer per upload with release requests,
 // exactly tusd's locking semantics, and the Kinescope emulator
 // (proxy/kinescopetest) is a real tusd server, so every test talks to tusd as

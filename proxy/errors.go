@@ -3,9 +3,12 @@ package proxy
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 )
 
 // Error is an error answered to a client: an HTTP status, a stable code that
@@ -97,21 +100,26 @@ var (
 // no Retry-After of its own.
 const defaultRetryAfter = 5 * time.Second
 
-// writeError answers err to the client. An err that is not an *Error is an
-// internal failure: it is logged by the caller and answered as a generic 500
-// whose body carries none of its text.
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = errInternal
+// answer writes err as a tus answer: the one place an error becomes a status,
+// a code, a message and headers. Domain errors (package upload) are mapped
+// by toAnswer; an error that is neither one of them nor an *Error is an
+// internal failure, answered as a generic 500 whose body carries none of
+// its text (the request's log line does).
+//
+// A client that went away gets nothing: its request is logged and counted
+// as 499 and its connection is closed, the same whichever step noticed.
+func answer(w http.ResponseWriter, r *http.Request, err error) {
+	e := toAnswer(err)
+	info := infoFrom(r)
+	if info != nil {
+		info.errorCode = e.Code
+		if e == errInternal && err != errInternal {
+			info.internal = err
+		}
 	}
-	noteError(r, e.Code)
 	if e.Status == statusClientClosed {
-		// The client went away (or half-closed mid-body). Record 499 for the
-		// request log and drop the connection: returning would make net/http
-		// send an implicit 200 for a PATCH that did not finish.
-		noteStatus(r, statusClientClosed)
-		panic(http.ErrAbortHandler)
+		dropConnection(w, info)
+		return
 	}
 	if r.Method == http.MethodHead && e.Status >= 500 {
 		// tus-js-client answers a 5xx to HEAD by creating a brand-new upload
@@ -141,4 +149,126 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	body.Error.Code, body.Error.Message = e.Code, e.Message
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// dropConnection ends the answer to a client that went away (or half-closed
+// mid-body) without sending anything: returning would make net/http send
+// an implicit 200 for a PATCH that did not finish. Over HTTP/1 the
+// connection is taken over, and closed once the request is logged (by
+// logRequests; at once outside it); where that is not possible (HTTP/2)
+// the stream gets a bare 499, which no client is there to read.
+func dropConnection(w http.ResponseWriter, info *requestInfo) {
+	if info != nil {
+		info.status = statusClientClosed
+	}
+	conn, _, err := http.NewResponseController(w).Hijack()
+	switch {
+	case err != nil:
+		w.WriteHeader(statusClientClosed)
+	case info != nil:
+		info.dropped = conn
+	default:
+		_ = conn.Close()
+	}
+}
+
+// toAnswer maps an error to the answer for the client.
+func toAnswer(err error) *Error {
+	var (
+		e        *Error
+		locked   *upload.LockedError
+		mismatch *upload.OffsetMismatchError
+		tooLarge *upload.BodyTooLargeError
+		upstream *upload.UpstreamError
+	)
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, upload.ErrClientGone):
+		return errClientGone
+	case errors.Is(err, upload.ErrNotFound):
+		return errUploadNotFound
+	case errors.Is(err, upload.ErrGone):
+		return errUploadGone
+	case errors.Is(err, upload.ErrExpired):
+		return errUploadExpired
+	case errors.Is(err, upload.ErrStoreUnavailable):
+		return errStateUnavailable
+	case errors.As(err, &locked):
+		c := *errLocked
+		c.RetryAfter = locked.RetryAfter
+		return &c
+	case errors.As(err, &mismatch):
+		return errOffsetMismatch.withMessage(fmt.Sprintf(
+			"Upload-Offset is %d but the upload is at %d; send HEAD and resume from its Upload-Offset", mismatch.Got, mismatch.Have))
+	case errors.As(err, &tooLarge):
+		if tooLarge.Size < 0 {
+			return errBodyTooLarge
+		}
+		return errBodyTooLarge.withMessage(err.Error())
+	case errors.As(err, &upstream):
+		return upstreamAnswer(upstream)
+	}
+	return errInternal
+}
+
+// upstreamAnswer is the answer for an upstream failure. For Kinescope's init
+// it quotes Kinescope's request id when it gave one, so that the client can
+// quote it to support; Kinescope's own text is never shown.
+func upstreamAnswer(u *upload.UpstreamError) *Error {
+	withID := func(e *Error) *Error {
+		if id := clientRequestID(u.RequestID); id != "" {
+			return e.withMessage(e.Message + " (Kinescope request id " + id + ")")
+		}
+		return e
+	}
+	wait := func(e *Error) *Error {
+		c := *withID(e)
+		c.RetryAfter = max(u.RetryAfter, defaultRetryAfter)
+		return &c
+	}
+	switch u.Kind {
+	case upload.KindCredentials:
+		return withID(errUpstreamCredentials)
+	case upload.KindRefused:
+		return withID(errUpstreamLimit)
+	case upload.KindBadRequest:
+		return withID(errUpstreamBadRequest)
+	case upload.KindBusy:
+		return wait(errUpstreamBusy)
+	case upload.KindTimeout:
+		if u.Op == "init" {
+			return wait(errUpstreamTimeout)
+		}
+		return errUpstreamTimeout
+	case upload.KindBadResponse:
+		return withID(errUpstreamBadAnswer)
+	case upload.KindEndpointRefused:
+		return errUpstreamEndpoint
+	case upload.KindConflict:
+		return errUpstreamConflict
+	}
+	if u.Op == "delete" {
+		return errUpstreamFailed.withMessage("the upstream could not delete the upload; retry")
+	}
+	return errUpstreamFailed
+}
+
+// maxClientRequestID bounds the request id quoted to clients.
+const maxClientRequestID = 128
+
+// clientRequestID returns Kinescope's request id if it looks like one (a
+// token of letters, digits and . _ : -), else "": the header is upstream
+// text too, and only an id is worth passing on.
+func clientRequestID(id string) string {
+	if id == "" || len(id) > maxClientRequestID {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return ""
+		}
+	}
+	return id
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sync/atomic"
@@ -17,7 +18,9 @@ type requestInfo struct {
 	videoID            string
 	kinescopeRequestID string
 	errorCode          string
-	status             int // overrides the written status (499 for a vanished client)
+	internal           error    // the text behind an internal_error answer, for the log only
+	status             int      // overrides the written status (499 for a vanished client)
+	dropped            net.Conn // the connection of a vanished client, closed once logged
 	bytesIn            atomic.Int64
 }
 
@@ -37,18 +40,6 @@ func noteUpload(r *http.Request, uploadID, videoID string) {
 func noteKinescopeRequest(r *http.Request, requestID string) {
 	if info := infoFrom(r); info != nil && requestID != "" {
 		info.kinescopeRequestID = requestID
-	}
-}
-
-func noteError(r *http.Request, code string) {
-	if info := infoFrom(r); info != nil {
-		info.errorCode = code
-	}
-}
-
-func noteStatus(r *http.Request, status int) {
-	if info := infoFrom(r); info != nil {
-		info.status = status
 	}
 }
 
@@ -88,6 +79,9 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		defer func() {
+			if info.internal != nil {
+				s.log.Error("request failed", slog.String("path", r.URL.Path), slog.String("error", info.internal.Error()))
+			}
 			status := statusOf(sw.status, info.status)
 			elapsed := time.Since(start)
 			s.metrics.request(r.Method, status, elapsed)
@@ -102,7 +96,7 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 				slog.Int64("bytes_in", info.bytesIn.Load()),
 				slog.Int64("bytes_out", sw.written),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-				slog.String("client_ip", s.clientIP(r).String()),
+				slog.String("client_ip", s.proxies.clientIP(r).String()),
 			}
 			if info.uploadID != "" {
 				attrs = append(attrs, slog.String("upload_id", info.uploadID))
@@ -117,6 +111,9 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 				attrs = append(attrs, slog.String("error", info.errorCode))
 			}
 			s.log.LogAttrs(r.Context(), level, "request", attrs...)
+			if info.dropped != nil {
+				_ = info.dropped.Close()
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})
@@ -132,7 +129,7 @@ func (s *Service) recoverPanics(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("handler panic", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-				writeError(w, r, errInternal)
+				answer(w, r, errInternal)
 			}
 		}()
 		next.ServeHTTP(w, r)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
@@ -19,19 +20,11 @@ import (
 var (
 	metricMethods  = []string{"GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS", "other"}
 	statusClasses  = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
-	upstreamOps    = []string{opInit, opHead, opPatch, opDelete}
+	upstreamOps    = []string{"init", "head", "patch", "delete"}
 	outcomes       = []string{outcomeOK, outcomeRejected, outcomeFailed, outcomeBadResponse, outcomeTimeout, outcomeNetwork, outcomeCanceled, outcomeClientBody}
 	initReasons    = []string{"auth", "limit", "bad_request", "rate_limited", "unavailable", "timeout", "bad_response", "bad_endpoint"}
-	mismatchSides  = []string{sideClient, sideUpstream}
-	reconcileKinds = []string{reconcileSynced, reconcileUncertain, reconcileGone}
-)
-
-// Upstream operations.
-const (
-	opInit   = "init"
-	opHead   = "head"
-	opPatch  = "patch"
-	opDelete = "delete"
+	mismatchSides  = []string{upload.SideClient, upload.SideUpstream}
+	reconcileKinds = []string{upload.ReconcileSynced, upload.ReconcileUncertain, upload.ReconcileGone}
 )
 
 // Outcomes of an upstream request. Rejected (4xx) and failed (5xx) are told
@@ -47,19 +40,6 @@ const (
 	outcomeNetwork     = "network"
 	outcomeCanceled    = "canceled"
 	outcomeClientBody  = "client_body"
-)
-
-// Sides of an offset mismatch.
-const (
-	sideClient   = "client"   // the client's Upload-Offset was not the upload's
-	sideUpstream = "upstream" // the upstream disagreed with our record
-)
-
-// Results of a reconciliation after a failed PATCH.
-const (
-	reconcileSynced    = "synced"    // the upstream was asked; its offset is recorded
-	reconcileUncertain = "uncertain" // it could not be asked; the next request asks
-	reconcileGone      = "gone"      // it no longer has the upload
 )
 
 // durationBuckets span a HEAD on loopback (a millisecond) to a large PATCH
@@ -93,103 +73,124 @@ type metrics struct {
 	mismatches   *prometheus.CounterVec
 	reconciled   *prometheus.CounterVec
 
-	series *uploadSeries
+	series  *uploadSeries
+	streams *streams // the bodies in flight, for the in-flight and stalled gauges
 }
 
-func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_http_requests_total",
-			Help: "Requests answered on the public listener, by method and status class (499: the client went away).",
-		}, []string{"method", "status_class"}),
-		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tusproxy_http_request_duration_seconds",
-			Help:    "Time from a request's headers to its answer, by method. A PATCH includes streaming its body.",
-			Buckets: durationBuckets,
-		}, []string{"method"}),
-		uploadsCreated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_uploads_created_total",
-			Help: "Uploads created (a Kinescope video initialized and recorded).",
-		}),
-		uploadsCompleted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_uploads_completed_total",
-			Help: "Uploads whose last byte the upstream confirmed.",
-		}),
-		uploadsTerminated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_uploads_terminated_total",
-			Help: "Uploads terminated by their client (tus DELETE).",
-		}),
-		uploadsExpired: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_uploads_expired_total",
-			Help: "Unfinished uploads forgotten after TUSPROXY_UPLOAD_TTL without activity.",
-		}),
-		orphanedVideos: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_orphaned_videos_total",
-			Help: "Creations cut between Kinescope's /v2/init and storing the upload's record (a crash, a store failure, a refused endpoint), " +
-				"reported once each by the sweeper: Kinescope videos that may have no upload. The log names each one.",
-		}),
-		accepted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tusproxy_upstream_accepted_bytes_total",
-			Help: "Upload bytes the upstream confirmed. Received minus accepted is what failures cost.",
-		}),
-		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tusproxy_uploads_stalled",
-			Help: "Uploads with a PATCH in flight that moved no byte for 30 seconds, as of the last sample.",
-		}),
-		uploadSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "tusproxy_upload_size_bytes",
-			Help:    "Upload-Length of created uploads.",
-			Buckets: prometheus.ExponentialBuckets(1<<20, 4, 10), // 1 MiB to 256 GiB
-		}),
-		uploadTime: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "tusproxy_upload_duration_seconds",
-			Help:    "Time from creation to the last byte confirmed, of completed uploads (pauses included).",
-			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 24 * 3600},
-		}),
-		patchRate: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "tusproxy_patch_throughput_bytes_per_second",
-			Help:    "Body bytes per second of PATCHes that moved at least 1 MiB, from headers to answer.",
-			Buckets: prometheus.ExponentialBuckets(256<<10, 2, 14), // 256 KiB/s to 2 GiB/s
-		}),
-		upstreamReqs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_upstream_requests_total",
-			Help: "Requests to Kinescope by operation (init, head, patch, delete) and outcome " +
-				"(ok, rejected = 4xx, failed = 5xx, bad_response, timeout, network, canceled, client_body).",
-		}, []string{"operation", "outcome"}),
-		upstreamTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tusproxy_upstream_request_duration_seconds",
-			Help:    "Duration of requests to Kinescope by operation; a patch includes sending its body.",
-			Buckets: durationBuckets,
-		}, []string{"operation"}),
-		initFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_init_failures_total",
-			Help: "Failed Kinescope /v2/init calls by reason (auth: the API token was refused).",
-		}, []string{"reason"}),
-		mismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_offset_mismatches_total",
-			Help: "Offset disagreements: side=client, a PATCH at the wrong Upload-Offset (409); side=upstream, Kinescope disagreed with the record.",
-		}, []string{"side"}),
-		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tusproxy_reconciliations_total",
-			Help: "Offset reconciliations after a failed upstream PATCH, by result (synced, uncertain, gone).",
-		}, []string{"result"}),
-		series: series,
-	}
+func newMetrics(reg prometheus.Registerer, series *uploadSeries, streams *streams) *metrics {
+	m := &metrics{series: series, streams: streams}
+	m.defineRequests()
+	m.defineUploads()
+	m.defineUpstream()
 	received := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tusproxy_client_received_bytes_total",
 		Help: "Upload body bytes read from clients.",
 	}, func() float64 { return float64(m.received.Load()) })
-	// The PATCHes the per-upload series follow are exactly those in flight.
 	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tusproxy_uploads_in_flight",
 		Help: "Uploads with a PATCH (or a creation with data) streaming now.",
-	}, func() float64 { return float64(series.streaming()) })
+	}, func() float64 { return float64(streams.count()) })
 
 	reg.MustRegister(m.requests, m.requestDuration, m.uploadsCreated, m.uploadsCompleted, m.uploadsTerminated,
 		m.uploadsExpired, m.orphanedVideos, received, m.accepted, inFlight, m.stalled, m.uploadSize, m.uploadTime, m.patchRate,
 		m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciled)
 	series.register(reg)
 
+	m.createKnownLabels()
+	return m
+}
+
+// defineRequests defines the metrics of the public listener's requests.
+func (m *metrics) defineRequests() {
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_http_requests_total",
+		Help: "Requests answered on the public listener, by method and status class (499: the client went away).",
+	}, []string{"method", "status_class"})
+	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tusproxy_http_request_duration_seconds",
+		Help:    "Time from a request's headers to its answer, by method. A PATCH includes streaming its body.",
+		Buckets: durationBuckets,
+	}, []string{"method"})
+}
+
+// defineUploads defines the metrics of the uploads' lifecycle.
+func (m *metrics) defineUploads() {
+	m.uploadsCreated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_uploads_created_total",
+		Help: "Uploads created (a Kinescope video initialized and recorded).",
+	})
+	m.uploadsCompleted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_uploads_completed_total",
+		Help: "Uploads whose last byte the upstream confirmed.",
+	})
+	m.uploadsTerminated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_uploads_terminated_total",
+		Help: "Uploads terminated by their client (tus DELETE).",
+	})
+	m.uploadsExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_uploads_expired_total",
+		Help: "Unfinished uploads forgotten after TUSPROXY_UPLOAD_TTL without activity.",
+	})
+	m.orphanedVideos = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_orphaned_videos_total",
+		Help: "Creations cut between Kinescope's /v2/init and storing the upload's record (a crash, a store failure, a refused endpoint), " +
+			"reported once each by the sweeper: Kinescope videos that may have no upload. The log names each one.",
+	})
+	m.stalled = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tusproxy_uploads_stalled",
+		Help: "Uploads with a PATCH in flight that moved no byte for 30 seconds, as of the last sample.",
+	})
+	m.uploadSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tusproxy_upload_size_bytes",
+		Help:    "Upload-Length of created uploads.",
+		Buckets: prometheus.ExponentialBuckets(1<<20, 4, 10), // 1 MiB to 256 GiB
+	})
+	m.uploadTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tusproxy_upload_duration_seconds",
+		Help:    "Time from creation to the last byte confirmed, of completed uploads (pauses included).",
+		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 24 * 3600},
+	})
+	m.patchRate = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tusproxy_patch_throughput_bytes_per_second",
+		Help:    "Body bytes per second of PATCHes that moved at least 1 MiB, from headers to answer.",
+		Buckets: prometheus.ExponentialBuckets(256<<10, 2, 14), // 256 KiB/s to 2 GiB/s
+	})
+}
+
+// defineUpstream defines the metrics of the requests to Kinescope and of
+// what it confirmed.
+func (m *metrics) defineUpstream() {
+	m.accepted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_upstream_accepted_bytes_total",
+		Help: "Upload bytes the upstream confirmed. Received minus accepted is what failures cost.",
+	})
+	m.upstreamReqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_upstream_requests_total",
+		Help: "Requests to Kinescope by operation (init, head, patch, delete) and outcome " +
+			"(ok, rejected = 4xx, failed = 5xx, bad_response, timeout, network, canceled, client_body).",
+	}, []string{"operation", "outcome"})
+	m.upstreamTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tusproxy_upstream_request_duration_seconds",
+		Help:    "Duration of requests to Kinescope by operation; a patch includes sending its body.",
+		Buckets: durationBuckets,
+	}, []string{"operation"})
+	m.initFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_init_failures_total",
+		Help: "Failed Kinescope /v2/init calls by reason (auth: the API token was refused).",
+	}, []string{"reason"})
+	m.mismatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_offset_mismatches_total",
+		Help: "Offset disagreements: side=client, a PATCH at the wrong Upload-Offset (409); side=upstream, Kinescope disagreed with the record.",
+	}, []string{"side"})
+	m.reconciled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_reconciliations_total",
+		Help: "Offset reconciliations after a failed upstream PATCH, by result (synced, uncertain, gone).",
+	}, []string{"result"})
+}
+
+// createKnownLabels creates every label value of the fixed sets up front,
+// so dashboards and rate() see zeros rather than gaps.
+func (m *metrics) createKnownLabels() {
 	for _, method := range metricMethods {
 		for _, class := range statusClasses {
 			m.requests.WithLabelValues(method, class).Add(0)
@@ -209,7 +210,6 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries) *metrics {
 	for _, result := range reconcileKinds {
 		m.reconciled.WithLabelValues(result).Add(0)
 	}
-	return m
 }
 
 // request counts one answered request.
@@ -227,10 +227,58 @@ func (m *metrics) request(method string, status int, elapsed time.Duration) {
 	m.requestDuration.WithLabelValues(method).Observe(elapsed.Seconds())
 }
 
+var _ upload.Observer = (*metrics)(nil)
+
+// Observe counts the upload lifecycle's events: every metric about uploads
+// and upstream requests comes from here.
+func (m *metrics) Observe(e upload.Event) {
+	rec := e.Upload
+	switch e.Kind {
+	case upload.Created:
+		m.uploadsCreated.Inc()
+		m.uploadSize.Observe(float64(rec.Length))
+		m.series.created(rec)
+	case upload.Completed:
+		m.uploadsCompleted.Inc()
+		m.uploadTime.Observe(e.At.Sub(rec.CreatedAt).Seconds())
+		m.series.finished(rec.ID)
+	case upload.Terminated:
+		m.uploadsTerminated.Inc()
+		m.series.finished(rec.ID)
+	case upload.Expired:
+		m.uploadsExpired.Inc()
+		m.series.finished(rec.ID)
+	case upload.Lost:
+		m.series.finished(rec.ID)
+	case upload.Orphaned:
+		m.orphanedVideos.Inc()
+	case upload.UpstreamCall:
+		m.upstream(e.Call)
+	case upload.Accepted:
+		m.accepted.Add(float64(e.Bytes))
+	case upload.OffsetMismatch:
+		m.mismatches.WithLabelValues(e.Detail).Inc()
+	case upload.Reconciled:
+		m.reconciled.WithLabelValues(e.Detail).Inc()
+	case upload.EndpointRefused:
+		m.initFailures.WithLabelValues("bad_endpoint").Inc()
+	case upload.StreamStarted:
+		m.series.patchStarted(rec, e.Stream)
+	case upload.StreamEnded:
+		if read, elapsed := e.Stream.Received(), e.At.Sub(e.Stream.Began); read >= 1<<20 && elapsed > 0 {
+			m.patchRate.Observe(float64(read) / elapsed.Seconds())
+		}
+		m.series.patchEnded(rec, e.Stream)
+	}
+}
+
 // upstream counts one request to Kinescope.
-func (m *metrics) upstream(op string, err error, elapsed time.Duration) {
-	m.upstreamReqs.WithLabelValues(op, upstreamOutcome(err)).Inc()
-	m.upstreamTime.WithLabelValues(op).Observe(elapsed.Seconds())
+func (m *metrics) upstream(c *upload.Call) {
+	m.upstreamReqs.WithLabelValues(c.Op, upstreamOutcome(c.Err)).Inc()
+	m.upstreamTime.WithLabelValues(c.Op).Observe(c.Duration.Seconds())
+	if c.Op == "init" && c.Err != nil {
+		m.initFailure(c.Err)
+	}
 }
 
 // upstreamOutcome classifies an upstream call's error into the outcome set.
@@ -291,17 +339,6 @@ func (m *metrics) initFailure(err error) {
 		reason = "bad_response"
 	}
 	m.initFailures.WithLabelValues(reason).Inc()
-}
-
-func (m *metrics) offsetMismatch(side string)   { m.mismatches.WithLabelValues(side).Inc() }
-func (m *metrics) reconciliation(result string) { m.reconciled.WithLabelValues(result).Inc() }
-
-// acceptedBytes counts bytes the upstream confirmed; n <= 0 is ignored (an
-// upstream that went back is a mismatch, not negative bytes).
-func (m *metrics) acceptedBytes(n int64) {
-	if n > 0 {
-		m.accepted.Add(float64(n))
-	}
 }
 
 // statusOf is the status a handler answered, for metrics and logs; 0 (no

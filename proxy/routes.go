@@ -33,9 +33,9 @@ import (
 func (s *Service) routes() http.Handler {
 	base := s.cfg.BasePath // starts and ends with "/"
 	r := chi.NewRouter()
-	r.Use(s.boundBodies, s.logRequests, s.recoverPanics, s.crossOrigin, s.methodOverride)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNotFound) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethodNotAllowed) })
+	r.Use(s.boundBodies, s.logRequests, s.tusResumable, s.recoverPanics, s.crossOrigin, s.methodOverride)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { answer(w, r, errNotFound) })
+	r.MethodNotAllowed(s.methodNotAllowed)
 
 	r.Get("/healthz", handleHealthz)
 
@@ -48,11 +48,8 @@ func (s *Service) routes() http.Handler {
 		r.Head(base+"{id}", s.handleHead)
 		r.Patch(base+"{id}", s.handlePatch)
 		r.Delete(base+"{id}", s.handleDelete)
-		r.Get(base+"{id}", func(w http.ResponseWriter, r *http.Request) {
-			// Download is not offered: the bytes live at Kinescope.
-			w.Header().Set("Allow", "OPTIONS, HEAD, PATCH, DELETE")
-			writeError(w, r, errMethodNotAllowed)
-		})
+		// Download is not offered: the bytes live at Kinescope.
+		r.Get(base+"{id}", s.methodNotAllowed)
 	})
 	if s.cfg.SeedPath != "" {
 		r.Post(s.cfg.SeedPath, s.handleSeedUpload)
@@ -123,13 +120,13 @@ func handleHealthz(w http.ResponseWriter, r *http.Request) {
 
 // isTusPath reports whether a path belongs to the tus endpoint (the paths
 // method override applies to; CORS covers these and the seed path).
-func (s *Service) isTusPath(p string) bool {
-	return strings.HasPrefix(p, s.cfg.BasePath) || p == strings.TrimSuffix(s.cfg.BasePath, "/")
+func isTusPath(p, base string) bool {
+	return strings.HasPrefix(p, base) || p == strings.TrimSuffix(base, "/")
 }
 
 func (s *Service) crossOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if (s.isTusPath(r.URL.Path) || (s.cfg.SeedPath != "" && r.URL.Path == s.cfg.SeedPath)) && !s.cors.handle(w, r) {
+		if (isTusPath(r.URL.Path, s.cfg.BasePath) || (s.cfg.SeedPath != "" && r.URL.Path == s.cfg.SeedPath)) && !s.cors.handle(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -141,9 +138,9 @@ func (s *Service) crossOrigin(next http.Handler) http.Handler {
 // POST with X-HTTP-Method-Override. Honoured on POST only, like tusd.
 func (s *Service) methodOverride(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if m := r.Header.Get(tusproto.HeaderMethodOverride); m != "" && s.isTusPath(r.URL.Path) {
+		if m := r.Header.Get(tusproto.HeaderMethodOverride); m != "" && isTusPath(r.URL.Path, s.cfg.BasePath) {
 			if r.Method != http.MethodPost {
-				writeError(w, r, errMethodOverride.withMessage("X-HTTP-Method-Override is only honoured on POST"))
+				answer(w, r, errMethodOverride.withMessage("X-HTTP-Method-Override is only honoured on POST"))
 				return
 			}
 			switch strings.ToUpper(strings.TrimSpace(m)) {
@@ -152,12 +149,41 @@ func (s *Service) methodOverride(next http.Handler) http.Handler {
 			case http.MethodDelete:
 				r.Method = http.MethodDelete
 			default:
-				writeError(w, r, errMethodOverride)
+				answer(w, r, errMethodOverride)
 				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tusResumable sets Tus-Resumable on every answer under the base path but
+// OPTIONS (tus 1.0.0: every request and response but OPTIONS carries it),
+// whoever writes it: the router's 404 and 405, the method override's 400,
+// CORS refusals and panics included.
+func (s *Service) tusResumable(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodOptions && isTusPath(r.URL.Path, s.cfg.BasePath) {
+			w.Header().Set(tusproto.HeaderTusResumable, tusproto.Version)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// methodNotAllowed answers 405 with the Allow header of the path's routes
+// (RFC 9110, 15.5.6: a 405 MUST carry Allow).
+func (s *Service) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	base := s.cfg.BasePath
+	allow := "GET"
+	switch p := r.URL.Path; {
+	case p == "/healthz":
+	case p == base || p == strings.TrimSuffix(base, "/") || (s.cfg.SeedPath != "" && p == s.cfg.SeedPath):
+		allow = "OPTIONS, POST"
+	case strings.HasPrefix(p, base):
+		allow = "OPTIONS, HEAD, PATCH, DELETE"
+	}
+	w.Header().Set("Allow", allow)
+	answer(w, r, errMethodNotAllowed)
 }
 
 // tusHeaders sets Tus-Resumable on every tus answer and refuses requests
@@ -168,7 +194,7 @@ func (s *Service) tusHeaders(next http.Handler) http.Handler {
 		w.Header().Set(tusproto.HeaderTusResumable, tusproto.Version)
 		if r.Method != http.MethodOptions && r.Header.Get(tusproto.HeaderTusResumable) != tusproto.Version {
 			w.Header().Set(tusproto.HeaderTusVersion, tusproto.Version)
-			writeError(w, r, errUnsupportedVersion)
+			answer(w, r, errUnsupportedVersion)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -179,7 +205,7 @@ func (s *Service) tusHeaders(next http.Handler) http.Handler {
 func (s *Service) handleOptions(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set(tusproto.HeaderTusVersion, tusproto.Version)
-	h.Set(tusproto.HeaderTusExtension, s.extensions())
+	h.Set(tusproto.HeaderTusExtension, extensions(s.cfg.UploadTTL > 0))
 	if s.cfg.MaxSize > 0 {
 		h.Set(tusproto.HeaderTusMaxSize, tusproto.FormatSize(s.cfg.MaxSize))
 	}
@@ -189,23 +215,12 @@ func (s *Service) handleOptions(w http.ResponseWriter, r *http.Request) {
 // extensions are the tus extensions offered. creation-defer-length and
 // concatenation are not: Kinescope needs each file's size up front and makes
 // one video per init.
-func (s *Service) extensions() string {
+func extensions(expiration bool) string {
 	ext := "creation,creation-with-upload,termination"
-	if s.cfg.UploadTTL > 0 {
+	if expiration {
 		ext += ",expiration"
 	}
 	return ext
-}
-
-// uploadID takes the id from the path; an id that newUploadID could not have
-// made is answered 404 without touching the store.
-func uploadID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := chi.URLParam(r, "id")
-	if !validUploadID(id) {
-		writeError(w, r, errUploadNotFound)
-		return "", false
-	}
-	return id, true
 }
 
 // uploadURL is the Location of an upload on our own origin; the Kinescope
@@ -216,7 +231,7 @@ func (s *Service) uploadURL(r *http.Request, id string) string {
 	if s.cfg.PublicURL != "" {
 		return s.cfg.PublicURL + s.cfg.BasePath + id
 	}
-	scheme, host := s.fwd.origin(r)
+	scheme, host := s.proxies.origin(r)
 	return scheme + "://" + host + s.cfg.BasePath + id
 }
 

@@ -38,11 +38,11 @@ func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
 		req, err := s.readSeedRequest(w, r)
 		if err != nil {
-			writeError(w, r, err)
+			answer(w, r, err)
 			return
 		}
-		if err := s.checkLength(req.Filesize); err != nil {
-			writeError(w, r, err)
+		if err := checkLength(req.Filesize, s.cfg.MaxSize); err != nil {
+			answer(w, r, err)
 			return
 		}
 		c = creation{length: req.Filesize, metadata: tusproto.Metadata{
@@ -50,14 +50,20 @@ func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
 		}}
 	} else {
 		var err error
-		if c, err = s.parseCreation(r); err != nil {
-			writeError(w, r, err)
+		if c, err = parseCreation(r, s.cfg); err != nil {
+			answer(w, r, err)
 			return
 		}
 	}
-	up, _, err := s.startUpload(r, c)
+	req, _, err := s.startUpload(r, c)
 	if err != nil {
-		s.fail(w, r, err)
+		answer(w, r, err)
+		return
+	}
+	up, err := s.life.Init(r.Context(), req)
+	noteInit(r, up.RequestID, err)
+	if err != nil {
+		answer(w, r, err)
 		return
 	}
 	noteUpload(r, "", up.VideoID)

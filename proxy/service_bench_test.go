@@ -50,6 +50,10 @@ func newBenchProxy(b *testing.B, store string) *benchProxy {
 		"KINESCOPE_PARENT_ID":     "bench",
 		"KINESCOPE_INIT_URL":      emu.InitURL,
 		"TUSPROXY_UPSTREAM_HOSTS": strings.TrimPrefix(emu.URL, "http://"),
+		// Serve requires an auth decision and limits anonymous creations
+		// since issue 11; a benchmark measures neither.
+		"TUSPROXY_AUTH":        "none",
+		"TUSPROXY_CREATE_RATE": "0",
 	}
 	cfg, err := config.Load("serve", nil, func(k string) string { return environ[k] }, io.Discard)
 	if err != nil {

@@ -3,12 +3,12 @@ package proxy
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 )
 
 // sampleEvery is how often the per-upload gauges and the stalled count are
@@ -16,10 +16,6 @@ import (
 // rate, whatever its size, and the hot path only adds to a byte counter it
 // already keeps for the logs.
 const sampleEvery = 5 * time.Second
-
-// stallAfter is how long a PATCH in flight may move no byte before it
-// counts as stalled.
-const stallAfter = 30 * time.Second
 
 // maxLabelLen bounds a label value taken from Kinescope's answer (the video
 // id), so a strange answer cannot blow up a series.
@@ -45,29 +41,18 @@ type uploadSeries struct {
 
 	mu      sync.Mutex
 	uploads map[string]*seriesUpload
-	patches map[*patchProgress]struct{} // every PATCH in flight, with or without series
 }
 
 // seriesUpload is what the gauges of one upload are computed from.
 type seriesUpload struct {
 	id, videoID  string
+	length       int64
 	offset       int64          // the offset as last known (confirmed, or streamed so far)
-	live         *patchProgress // the PATCH in flight, if any
+	live         *upload.Stream // the write in flight, if any
 	lastActivity time.Time
 	sampledAt    time.Time
 	sampledBytes int64     // offset at sampledAt, for the speed
 	doneAt       time.Time // completed, terminated or expired; zero while active
-}
-
-// patchProgress follows one PATCH in flight.
-type patchProgress struct {
-	uploadID string
-	start    int64         // the upload's offset when the PATCH began
-	length   int64         // the upload's length
-	read     *atomic.Int64 // body bytes read so far (the request's own counter)
-	began    time.Time
-	lastRead int64     // read at the last sample
-	lastMove time.Time // when read last changed
 }
 
 func newUploadSeries(limit int, grace, idle time.Duration, now func() time.Time) *uploadSeries {
@@ -95,7 +80,6 @@ func newUploadSeries(limit int, grace, idle time.Duration, now func() time.Time)
 			Help: "Times an upload got no per-upload series because TUSPROXY_METRICS_MAX_UPLOADS uploads had them (once per creation or PATCH).",
 		}),
 		uploads: make(map[string]*seriesUpload),
-		patches: make(map[*patchProgress]struct{}),
 	}
 	u.withSeries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tusproxy_upload_series",
@@ -126,7 +110,7 @@ func (u *uploadSeries) trackLocked(rec state.Record, now time.Time) *seriesUploa
 	if len(videoID) > maxLabelLen {
 		videoID = videoID[:maxLabelLen]
 	}
-	e := &seriesUpload{id: rec.ID, videoID: videoID, offset: rec.Offset, lastActivity: now,
+	e := &seriesUpload{id: rec.ID, videoID: videoID, length: rec.Length, offset: rec.Offset, lastActivity: now,
 		sampledAt: now, sampledBytes: rec.Offset}
 	u.uploads[rec.ID] = e
 	u.length.WithLabelValues(e.id, e.videoID).Set(float64(rec.Length))
@@ -157,54 +141,40 @@ func (u *uploadSeries) created(rec state.Record) {
 	u.trackLocked(rec, u.now())
 }
 
-// patchStarted follows a PATCH of rec whose body bytes are counted in read.
-func (u *uploadSeries) patchStarted(rec state.Record, read *atomic.Int64) *patchProgress {
+// patchStarted follows a write of rec (a PATCH, or a creation's body).
+func (u *uploadSeries) patchStarted(rec state.Record, p *upload.Stream) {
 	now := u.now()
-	p := &patchProgress{uploadID: rec.ID, start: rec.Offset, length: rec.Length, read: read, began: now,
-		lastRead: read.Load(), lastMove: now}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.patches[p] = struct{}{}
 	if e := u.trackLocked(rec, now); e != nil {
 		e.live = p
 		e.lastActivity = now
 		e.doneAt = time.Time{}
 		u.setLocked(e)
 	}
-	return p
 }
 
-// patchEnded stops following p; offset is the upload's offset afterwards.
-// It reports whether this PATCH completed the upload.
-func (u *uploadSeries) patchEnded(p *patchProgress, offset int64) (completed bool) {
+// patchEnded stops following p; rec is the upload afterwards. An upload
+// that ends at its length starts its grace period, whether this write
+// completed it (the lifecycle's Completed event says that) or it was
+// already complete (an empty PATCH to a finished upload).
+func (u *uploadSeries) patchEnded(rec state.Record, p *upload.Stream) {
 	now := u.now()
-	completed = p.start < p.length && offset == p.length
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	delete(u.patches, p)
-	e, ok := u.uploads[p.uploadID]
+	e, ok := u.uploads[rec.ID]
 	if !ok {
-		return completed
+		return
 	}
 	if e.live == p {
 		e.live = nil
 	}
-	e.offset = offset
+	e.offset = rec.Offset
 	e.lastActivity = now
-	if offset == p.length && e.doneAt.IsZero() {
-		// Complete, by this PATCH or before it (an empty PATCH to a
-		// finished upload): the grace period starts.
+	if rec.Offset == rec.Length && e.doneAt.IsZero() {
 		e.doneAt = now
 	}
 	u.setLocked(e)
-	return completed
-}
-
-// streaming is the number of PATCHes in flight.
-func (u *uploadSeries) streaming() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return len(u.patches)
 }
 
 // finished starts the grace period of an upload that was terminated,
@@ -217,24 +187,15 @@ func (u *uploadSeries) finished(id string) {
 	}
 }
 
-// sample brings the gauges up to date: offsets of streaming uploads, speeds,
-// the stalled count; and removes the series whose time is up. It returns
-// the number of stalled PATCHes.
-func (u *uploadSeries) sample() int {
+// sample brings the gauges up to date: offsets of streaming uploads and
+// speeds; and removes the series whose time is up.
+func (u *uploadSeries) sample() {
 	now := u.now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	stalled := 0
-	for p := range u.patches {
-		if read := p.read.Load(); read != p.lastRead {
-			p.lastRead, p.lastMove = read, now
-		} else if now.Sub(p.lastMove) >= stallAfter {
-			stalled++
-		}
-	}
 	for id, e := range u.uploads {
 		if e.live != nil {
-			offset := min(e.live.start+e.live.read.Load(), e.live.length)
+			offset := min(e.live.Start+e.live.Received(), e.length)
 			if offset != e.offset {
 				e.lastActivity = now
 			}
@@ -259,7 +220,6 @@ func (u *uploadSeries) sample() int {
 		}
 		u.setLocked(e)
 	}
-	return stalled
 }
 
 // runSampler samples every sampleEvery until ctx is done.
@@ -271,7 +231,14 @@ func (m *metrics) runSampler(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			m.stalled.Set(float64(m.series.sample()))
+			m.sample()
 		}
 	}
+}
+
+// sample brings the sampled gauges up to date: the per-upload series and
+// the stalled count.
+func (m *metrics) sample() {
+	m.stalled.Set(float64(m.streams.stalled(m.series.now())))
+	m.series.sample()
 }

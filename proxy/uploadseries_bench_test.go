@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 )
 
 // Benchmarks of the per-upload metric updates on the request path (every
@@ -45,8 +46,11 @@ func BenchmarkUploadSeriesPatch(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		rec := recs[i%len(recs)]
-		p := series.patchStarted(rec, &read)
-		series.patchEnded(p, rec.Offset+8<<20)
+		p := &upload.Stream{Start: rec.Offset, Received: read.Load}
+		series.patchStarted(rec, p)
+		ended := rec
+		ended.Offset += 8 << 20
+		series.patchEnded(ended, p)
 		i++
 	}
 }
@@ -61,8 +65,11 @@ func BenchmarkUploadSeriesPatchParallel(b *testing.B) {
 		var read atomic.Int64
 		for pb.Next() {
 			rec := recs[int(next.Add(1))%len(recs)]
-			p := series.patchStarted(rec, &read)
-			series.patchEnded(p, rec.Offset+8<<20)
+			p := &upload.Stream{Start: rec.Offset, Received: read.Load}
+			series.patchStarted(rec, p)
+			ended := rec
+			ended.Offset += 8 << 20
+			series.patchEnded(ended, p)
 		}
 	})
 }
@@ -73,7 +80,7 @@ func BenchmarkUploadSeriesSample(b *testing.B) {
 	series, recs, now := benchSeries(b, 1000)
 	reads := make([]atomic.Int64, 200)
 	for i := range reads {
-		series.patchStarted(recs[i], &reads[i])
+		series.patchStarted(recs[i], &upload.Stream{Start: recs[i].Offset, Received: reads[i].Load})
 	}
 	b.ReportAllocs()
 	n := int64(0)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 )
 
 // TestUploadSeriesBounded: 10,000 uploads, all streaming, leave at most
@@ -24,11 +25,14 @@ func TestUploadSeriesBounded(t *testing.T) {
 	series.register(reg)
 
 	var read atomic.Int64
-	patches := make([]*patchProgress, 0, uploads)
+	patches := make([]*upload.Stream, 0, uploads)
+	recs := make([]state.Record, 0, uploads)
 	for i := range uploads {
 		rec := state.Record{ID: fmt.Sprintf("%032x", i), VideoID: fmt.Sprintf("video-%d", i), Length: 1000}
 		series.created(rec)
-		patches = append(patches, series.patchStarted(rec, &read))
+		p := &upload.Stream{Start: rec.Offset, Received: read.Load}
+		series.patchStarted(rec, p)
+		patches, recs = append(patches, p), append(recs, rec)
 	}
 	read.Store(500)
 	now = now.Add(sampleEvery)
@@ -44,8 +48,10 @@ func TestUploadSeriesBounded(t *testing.T) {
 		t.Errorf("refused = %v, want %d", got, 2*(uploads-max))
 	}
 
-	for _, p := range patches {
-		series.patchEnded(p, 1000)
+	for i, p := range patches {
+		rec := recs[i]
+		rec.Offset = 1000
+		series.patchEnded(rec, p)
 	}
 	now = now.Add(59 * time.Second)
 	series.sample()

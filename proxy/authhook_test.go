@@ -37,16 +37,16 @@ func TestHookCacheIsBounded(t *testing.T) {
 // Every field of the question is part of the request key; only the
 // credential is part of the credential key.
 func TestHookCacheKeys(t *testing.T) {
-	base := hookRequest{Operation: "head", UploadID: "u1", Client: hookClient{IP: "203.0.113.7", Authorization: "Bearer a", Cookie: "s=1"}}
+	base := authHookRequest{Operation: "head", UploadID: "u1", Client: authHookClient{IP: "203.0.113.7", Authorization: "Bearer a", Cookie: "s=1"}}
 	reqKey, credKey := hookCacheKeys(base)
-	for name, change := range map[string]func(*hookRequest){
-		"operation":     func(r *hookRequest) { r.Operation = "delete" },
-		"upload":        func(r *hookRequest) { r.UploadID = "u2" },
-		"address":       func(r *hookRequest) { r.Client.IP = "203.0.113.8" },
-		"authorization": func(r *hookRequest) { r.Client.Authorization = "Bearer b" },
-		"cookie":        func(r *hookRequest) { r.Client.Cookie = "s=2" },
+	for name, change := range map[string]func(*authHookRequest){
+		"operation":     func(r *authHookRequest) { r.Operation = "delete" },
+		"upload":        func(r *authHookRequest) { r.UploadID = "u2" },
+		"address":       func(r *authHookRequest) { r.Client.IP = "203.0.113.8" },
+		"authorization": func(r *authHookRequest) { r.Client.Authorization = "Bearer b" },
+		"cookie":        func(r *authHookRequest) { r.Client.Cookie = "s=2" },
 		// Moving bytes between fields must not give the same key.
-		"shifted": func(r *hookRequest) { r.Client.Authorization, r.Client.Cookie = "Bearer as", "=1" },
+		"shifted": func(r *authHookRequest) { r.Client.Authorization, r.Client.Cookie = "Bearer as", "=1" },
 	} {
 		r := base
 		change(&r)
@@ -71,7 +71,7 @@ func TestHookCacheSkipsHugeOwners(t *testing.T) {
 	defer srv.Close()
 	h := newAuthHook(srv.URL, time.Second, time.Minute, http.DefaultTransport)
 	for range 2 {
-		owner, err := h.owner(t.Context(), hookRequest{Operation: "head", UploadID: "u1"}, time.Now())
+		owner, err := h.owner(t.Context(), authHookRequest{Operation: "head", UploadID: "u1"}, time.Now())
 		if err != nil || len(owner) != hookCacheMaxOwner+1 {
 			t.Fatalf("owner of %d bytes, %v", len(owner), err)
 		}

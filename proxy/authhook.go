@@ -17,31 +17,31 @@ import (
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
-// hookRequest is what tusproxy POSTs to the operator's auth hook
+// authHookRequest is what tusproxy POSTs to the operator's auth hook
 // (TUSPROXY_AUTH_HOOK_URL): the seed's "your backend decides" step, kept
 // while the bytes go through tusproxy.
-type hookRequest struct {
-	Operation string      `json:"operation"`           // create, head, patch, delete
-	UploadID  string      `json:"upload_id,omitempty"` // for head, patch, delete
-	Upload    *hookUpload `json:"upload,omitempty"`    // for create
-	Client    hookClient  `json:"client"`
+type authHookRequest struct {
+	Operation string          `json:"operation"`           // create, head, patch, delete
+	UploadID  string          `json:"upload_id,omitempty"` // for head, patch, delete
+	Upload    *authHookUpload `json:"upload,omitempty"`    // for create
+	Client    authHookClient  `json:"client"`
 }
 
-type hookUpload struct {
+type authHookUpload struct {
 	Size     int64             `json:"size"`
 	Metadata tusproto.Metadata `json:"metadata"`
 }
 
-type hookClient struct {
+type authHookClient struct {
 	IP            string `json:"ip"`
 	Authorization string `json:"authorization,omitempty"`
 	Cookie        string `json:"cookie,omitempty"`
 }
 
-// hookAnswer is the hook's optional JSON answer to a 2xx. For create every
+// authHookAnswer is the hook's optional JSON answer to a 2xx. For create every
 // field is a decision about the upload; for other operations only Owner
 // (who the caller is) and Cache are read.
-type hookAnswer struct {
+type authHookAnswer struct {
 	Owner       string `json:"owner"`
 	ParentID    string `json:"parent_id"`
 	Title       string `json:"title"`
@@ -104,14 +104,14 @@ func newAuthHook(url string, timeout, ttl time.Duration, transport http.RoundTri
 // call posts req to the hook. A 2xx gives its answer; a 4xx becomes an
 // answer to the client with the hook's status and message; anything else
 // (5xx, timeout, unreachable) is 503.
-func (h *authHook) call(ctx context.Context, req hookRequest) (hookAnswer, error) {
+func (h *authHook) call(ctx context.Context, req authHookRequest) (authHookAnswer, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return hookAnswer{}, err
+		return authHookAnswer{}, err
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
-		return hookAnswer{}, err
+		return authHookAnswer{}, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
@@ -119,31 +119,31 @@ func (h *authHook) call(ctx context.Context, req hookRequest) (hookAnswer, error
 	resp, err := h.client.Do(hreq)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return hookAnswer{}, errClientGone
+			return authHookAnswer{}, errClientGone
 		}
-		return hookAnswer{}, errAuthUnavailable
+		return authHookAnswer{}, errAuthUnavailable
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		var ans hookAnswer
+		var ans authHookAnswer
 		if len(bytes.TrimSpace(raw)) > 0 {
 			if err := json.Unmarshal(raw, &ans); err != nil {
-				return hookAnswer{}, errAuthUnavailable.withMessage("the auth hook answered something tusproxy cannot read")
+				return authHookAnswer{}, errAuthUnavailable.withMessage("the auth hook answered something tusproxy cannot read")
 			}
 		}
 		return ans, nil
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
-		return hookAnswer{}, &Error{Status: resp.StatusCode, Code: "auth_rejected", Message: hookMessage(raw)}
+		return authHookAnswer{}, &Error{Status: resp.StatusCode, Code: "auth_rejected", Message: hookMessage(raw)}
 	default:
-		return hookAnswer{}, errAuthUnavailable
+		return authHookAnswer{}, errAuthUnavailable
 	}
 }
 
 // owner asks who the caller of a HEAD, PATCH or DELETE is, from the cache
 // when an answer for the same question is there. Refusals are never cached.
-func (h *authHook) owner(ctx context.Context, req hookRequest, now time.Time) (string, error) {
+func (h *authHook) owner(ctx context.Context, req authHookRequest, now time.Time) (string, error) {
 	requestKey, credentialKey := hookCacheKeys(req)
 	if h.ttl > 0 {
 		if owner, ok := h.cached(now, credentialKey, requestKey); ok {
@@ -168,7 +168,7 @@ func (h *authHook) owner(ctx context.Context, req hookRequest, now time.Time) (s
 // exactly this request (credential, operation, upload, client address) and
 // one for the credential alone, used only when the hook opted into it.
 // Fields are length-prefixed so no two requests share a key.
-func hookCacheKeys(req hookRequest) (requestKey, credentialKey [32]byte) {
+func hookCacheKeys(req authHookRequest) (requestKey, credentialKey [32]byte) {
 	field := func(b []byte, s string) []byte {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		return append(b, s...)

@@ -1,0 +1,204 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kinescope-tools/tusproxy/config"
+	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
+)
+
+// noRedirects makes an http.Client return a 3xx as it is. Following one
+// would resend the token, the hook's credentials or an upload to wherever
+// the answer points, with the URL asked as Referer.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// newUpstreamTransport is a clone of the default transport with explicit
+// timeouts on every phase: dial, TLS handshake and response headers take at
+// most the upstream timeout, and a body write that makes no progress for
+// the upstream idle timeout fails. HTTP/2 is off: each upload streams on its
+// own HTTP/1.1 connection, so one slow upload never shares flow-control
+// windows with another.
+//
+// With a policy (the transport of upload endpoints), every dial is checked
+// against it: the host and port dialled are the ones the allowlist names,
+// whatever happened between Check and the dial. Such a transport ignores
+// HTTP(S)_PROXY, since through a proxy the address dialled is the proxy's.
+func newUpstreamTransport(cfg *config.Config, policy *kinescope.EndpointPolicy) (*http.Transport, error) {
+	timeout := cfg.UpstreamTimeout
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	idle := cfg.UpstreamIdleTimeout
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if err != nil || idle <= 0 {
+			return conn, err
+		}
+		return &idleWriteConn{Conn: conn, idle: idle}, nil
+	}
+	if policy != nil {
+		t.Proxy = nil
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// The transport dials through DialContext only for http URLs: https
+		// goes through DialTLSContext below.
+		if err := checkDial(policy, "http", addr); err != nil {
+			return nil, err
+		}
+		return dial(ctx, network, addr)
+	}
+	if cfg.UpstreamCAFile != "" {
+		pem, err := os.ReadFile(cfg.UpstreamCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("TUSPROXY_UPSTREAM_CA_FILE: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("TUSPROXY_UPSTREAM_CA_FILE: no PEM certificates in the file")
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	t.TLSHandshakeTimeout = timeout
+	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if err := checkDial(policy, "https", addr); err != nil {
+			return nil, err
+		}
+		return dialTLS(ctx, t, dial, network, addr)
+	}
+	t.ResponseHeaderTimeout = timeout
+	t.ExpectContinueTimeout = time.Second
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 64
+	t.IdleConnTimeout = 90 * time.Second
+	t.ForceAttemptHTTP2 = false
+	t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	// The transport's default 4 KiB connection buffers stay: bodies bypass
+	// the write buffer (ReadFrom) and answers are a few hundred bytes, while
+	// 64 KiB buffers cost ~45 KiB of RSS per upload for no throughput
+	// (BENCHMARKS.md, "Memory").
+	return t, nil
+}
+
+// checkDial refuses to dial addr ("host:port", as the transport dials it)
+// for scheme when policy does not allow it; a nil policy allows everything.
+func checkDial(policy *kinescope.EndpointPolicy, scheme, addr string) error {
+	if policy == nil {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: not host:port", kinescope.ErrEndpointRefused)
+	}
+	return policy.CheckAddress(scheme, host, port)
+}
+
+// dialTLS does what the transport does for https by itself (a TLS client
+// handshake over a connection from dial, with its TLSClientConfig and
+// within its TLSHandshakeTimeout, the server name taken from addr), and
+// returns the connection as a bodyCopyConn: request bodies are then copied
+// through the pooled buffers too, not through a 32 KiB buffer allocated per
+// request. TLS still writes them in records of at most 16 KiB, but the client's
+// body is read in copyBufferSize pieces.
+func dialTLS(ctx context.Context, t *http.Transport, dial func(ctx context.Context, network, addr string) (net.Conn, error),
+	network, addr string) (net.Conn, error) {
+	raw, err := dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	var cfg *tls.Config
+	if t.TLSClientConfig != nil {
+		cfg = t.TLSClientConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host // an IP address is checked against the certificate's IP SANs
+	}
+	// HTTP/1.1 only (see newUpstreamTransport): no ALPN.
+	cfg.NextProtos = nil
+	if t.TLSHandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.TLSHandshakeTimeout)
+		defer cancel()
+	}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return bodyCopyConn{conn}, nil
+}
+
+// bodyCopyConn is an upstream connection whose ReadFrom, which the HTTP
+// transport uses to send a request body, copies through a pooled buffer.
+type bodyCopyConn struct{ net.Conn }
+
+func (c bodyCopyConn) ReadFrom(r io.Reader) (int64, error) { return copyPooled(c.Conn, r) }
+
+// idleWriteConn fails a write that makes no progress for idle: an upstream
+// that stops reading a body must not hold a PATCH (and its lock) forever.
+// Like bodyReader, it moves the write deadline only when less than idle
+// remains (idleSlack): a failing write is cut after idle to idle +
+// idle/idleSlack without progress.
+type idleWriteConn struct {
+	net.Conn
+	idle time.Duration
+	// deadline is the write deadline last set, in Unix nanoseconds. Writes
+	// come from the transport's write loop, but a TLS alert may be written
+	// from another goroutine: hence atomic.
+	deadline atomic.Int64
+}
+
+func (c *idleWriteConn) Write(p []byte) (int, error) {
+	if now := time.Now(); c.deadline.Load()-now.UnixNano() < int64(c.idle) {
+		deadline := now.Add(c.idle + c.idle/idleSlack)
+		if err := c.Conn.SetWriteDeadline(deadline); err != nil {
+			return 0, err
+		}
+		c.deadline.Store(deadline.UnixNano())
+	}
+	return c.Conn.Write(p)
+}
+
+// ReadFrom is how the HTTP transport sends a request body on a plain (not
+// TLS) connection: through a pooled buffer (see copyPooled).
+func (c *idleWriteConn) ReadFrom(r io.Reader) (int64, error) { return copyPooled(c, r) }
+
+// copyPooled copies r to w through a pooled buffer of copyBufferSize bytes.
+// Without it the transport's io.Copy allocates 32 KiB per request, and
+// copies in 32 KiB pieces: one read from the client and one write upstream
+// (a system call each) per 32 KiB. 256 KiB pieces made one upload in one
+// PATCH 11% faster on loopback and 200 concurrent ones 24% faster, using
+// less CPU, for up to 256 KiB more memory per PATCH streaming
+// (BENCHMARKS.md, "What changed", 2).
+func copyPooled(w io.Writer, r io.Reader) (int64, error) {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	// Only Read and Write, so that io.CopyBuffer neither calls ReadFrom
+	// again nor lets r bypass the buffer.
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, *buf)
+}
+
+// copyBufferSize is the size of the pooled buffers that request bodies are
+// copied through on their way upstream; one is in use per PATCH streaming.
+const copyBufferSize = 256 << 10
+
+var copyBuffers = sync.Pool{New: func() any {
+	buf := make([]byte, copyBufferSize)
+	return &buf
+}}

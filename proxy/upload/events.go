@@ -1,0 +1,154 @@
+package upload
+
+import (
+	"time"
+
+	"github.com/kinescope-tools/tusproxy/proxy/state"
+)
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// Lifecycle events: a fact about an upload, emitted once, by the lifecycle,
+// after the change it reports is stored. These are the events a durable
+// subscriber (webhooks) will take from an outbox (see Durable).
+const (
+	// Created: the upload's record is stored (Kinescope's video exists).
+	Created EventKind = iota + 1
+	// Completed: the record holds the upload's last byte, confirmed by the
+	// upstream.
+	Completed
+	// Terminated: the client deleted the upload; its record is gone.
+	Terminated
+	// Expired: the sweeper dropped the record of an idle upload.
+	Expired
+	// Lost: the upstream no longer has the upload; its record is dropped.
+	Lost
+	// Orphaned: a creation stopped between Kinescope's init and storing its
+	// record (Event.Intent says which); reported once, by the sweeper.
+	Orphaned
+)
+
+// Telemetry events: how the work went, for metrics and logs. Not stored,
+// never durable.
+const (
+	// UpstreamCall: one request to Kinescope ended (Event.Call).
+	UpstreamCall EventKind = iota + 100
+	// Accepted: the upstream confirmed Event.Bytes more bytes of the upload.
+	Accepted
+	// OffsetMismatch: an offset disagreement; Event.Detail is SideClient or
+	// SideUpstream.
+	OffsetMismatch
+	// Reconciled: the upstream was asked for the offset after a failed
+	// write; Event.Detail is ReconcileSynced, ReconcileUncertain or
+	// ReconcileGone.
+	Reconciled
+	// EndpointRefused: Kinescope issued an endpoint outside the allowlist.
+	EndpointRefused
+	// StreamStarted and StreamEnded bracket one write (a PATCH, or a
+	// creation's body); Event.Stream is the same pointer in both, and
+	// Event.Upload the upload before and after.
+	StreamStarted
+	StreamEnded
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Created:
+		return "created"
+	case Completed:
+		return "completed"
+	case Terminated:
+		return "terminated"
+	case Expired:
+		return "expired"
+	case Lost:
+		return "lost"
+	case Orphaned:
+		return "orphaned"
+	case UpstreamCall:
+		return "upstream_call"
+	case Accepted:
+		return "accepted"
+	case OffsetMismatch:
+		return "offset_mismatch"
+	case Reconciled:
+		return "reconciled"
+	case EndpointRefused:
+		return "endpoint_refused"
+	case StreamStarted:
+		return "stream_started"
+	case StreamEnded:
+		return "stream_ended"
+	}
+	return "unknown"
+}
+
+// Durable reports whether the event is a lifecycle fact that a durable
+// subscriber must not miss. The seam for an outbox: such events are built
+// before the store write that causes them, so a store that can append them
+// to the same write needs no other change here (see publish).
+func (k EventKind) Durable() bool { return k >= Created && k <= Orphaned }
+
+// Values of Event.Detail.
+const (
+	SideClient         = "client"    // the client's offset was not the upload's
+	SideUpstream       = "upstream"  // the upstream disagreed with the record
+	ReconcileSynced    = "synced"    // the upstream was asked; its offset is recorded
+	ReconcileUncertain = "uncertain" // it could not be asked; the next write asks
+	ReconcileGone      = "gone"      // it no longer has the upload
+)
+
+// Event is what observers receive.
+type Event struct {
+	Kind EventKind
+	At   time.Time
+	// Upload is the record as stored after the change (for Terminated,
+	// Expired and Lost: as it was last stored). Never log its Endpoint.
+	Upload state.Record
+	// Intent is the abandoned creation of an Orphaned event.
+	Intent state.Intent
+	// Call is the upstream request of an UpstreamCall event.
+	Call *Call
+	// Stream is the write of StreamStarted and StreamEnded.
+	Stream *Stream
+	// Bytes is the count of an Accepted event.
+	Bytes int64
+	// Detail qualifies OffsetMismatch and Reconciled events.
+	Detail string
+	// RequestID is Kinescope's request id of a Created event.
+	RequestID string
+	// UpstreamStatus is the upstream's answer of a Lost event (404 or 410).
+	UpstreamStatus int
+}
+
+// Call is one request to Kinescope.
+type Call struct {
+	Op       string // init, head, patch, delete
+	Err      error  // nil when it succeeded; a *kinescope.Error or *tusproto.Error otherwise
+	Duration time.Duration
+}
+
+// Stream is one write in flight.
+type Stream struct {
+	Start int64     // the upload's offset when it began
+	Began time.Time //
+	// Received counts the body bytes read so far; safe from any goroutine.
+	Received func() int64
+}
+
+// Observer receives events. Observe is called on the request's goroutine:
+// it must not block (buffer inside if it must) and must not call back into
+// the lifecycle.
+type Observer interface {
+	Observe(Event)
+}
+
+// Observers fans events out to several observers, in order.
+type Observers []Observer
+
+func (o Observers) Observe(e Event) {
+	for _, obs := range o {
+		obs.Observe(e)
+	}
+}

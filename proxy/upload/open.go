@@ -1,0 +1,165 @@
+package upload
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/kinescope-tools/tusproxy/proxy/state"
+	"github.com/kinescope-tools/tusproxy/tusproto"
+)
+
+// Authorize decides whether the caller may use an upload, given its record.
+// Its errors are returned by Open as they are.
+type Authorize func(rec state.Record) error
+
+// Handle is an upload whose lock the caller holds. Close releases it.
+type Handle struct {
+	// Opened is the record as it was when the handle was opened (for the
+	// caller's logs); Write and Offset return it as it is afterwards.
+	Opened state.Record
+
+	l    *Lifecycle
+	rec  state.Record
+	lock handler.Lock
+}
+
+// Close releases the upload's lock.
+func (h *Handle) Close() { _ = h.lock.Unlock() }
+
+// Open runs what every operation on an existing upload starts with: the
+// access check (authorize; nil when no auth is configured), the upload's
+// lock (asking any holder to let go; onRelease is how this caller is asked
+// in turn) and its record. The access check runs before the lock, so a
+// stranger cannot even interrupt a write in flight; an upload's owner never
+// changes, so reading its record unlocked for it is safe.
+func (l *Lifecycle) Open(ctx context.Context, id string, authorize Authorize, onRelease func()) (*Handle, error) {
+	if authorize != nil {
+		rec, err := l.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := authorize(rec); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := l.lock(ctx, id, onRelease)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := l.get(ctx, id)
+	if err == nil && l.expired(rec) {
+		err = ErrExpired
+	}
+	if err != nil {
+		_ = lock.Unlock()
+		return nil, err
+	}
+	return &Handle{Opened: rec, l: l, rec: rec, lock: lock}, nil
+}
+
+// Hold takes the lock of an upload just created, for the body of its
+// creation request.
+func (l *Lifecycle) Hold(ctx context.Context, rec state.Record, onRelease func()) (*Handle, error) {
+	lock, err := l.lock(ctx, rec.ID, onRelease)
+	if err != nil {
+		return nil, err
+	}
+	return &Handle{Opened: rec, l: l, rec: rec, lock: lock}, nil
+}
+
+func (l *Lifecycle) get(ctx context.Context, id string) (state.Record, error) {
+	rec, err := l.store.Get(ctx, id)
+	if errors.Is(err, state.ErrNotFound) {
+		return rec, ErrNotFound
+	}
+	if err != nil {
+		return rec, l.storeFailed("get", id, err)
+	}
+	return rec, nil
+}
+
+// lock takes the upload's lock, asking any holder to release it first
+// (tusd's semantics). A caller whose client leaves while it waits gets
+// ErrClientGone, like everywhere else.
+func (l *Lifecycle) lock(ctx context.Context, id string, onRelease func()) (handler.Lock, error) {
+	lock, err := l.locker.NewLock(id)
+	if err != nil {
+		return nil, err
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, l.cfg.LockWait)
+	defer cancel()
+	if err := lock.Lock(waitCtx, onRelease); err != nil {
+		if ctx.Err() != nil {
+			return nil, ErrClientGone
+		}
+		if errors.Is(err, handler.ErrLockTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return nil, &LockedError{RetryAfter: time.Second}
+		}
+		// A distributed lock lives next to the state (Redis): when it
+		// cannot be taken, the store is as unreachable.
+		return nil, l.storeFailed("lock", id, err)
+	}
+	return lock, nil
+}
+
+// Offset asks the upstream how much of the upload it holds, records it and
+// returns the record. The upstream is the truth: a record that is behind
+// (a PATCH cut before the upstream could be asked) is corrected. When the
+// upstream cannot be asked, the record answers: it is the upstream's offset
+// as last seen, and a stale one is harmless (the upstream refuses a PATCH at
+// the wrong offset). Only ErrGone and ErrNotFound are returned: an offset
+// query never fails for an outage.
+func (h *Handle) Offset(ctx context.Context) (Status, error) {
+	synced, err := h.l.syncOffset(ctx, h.rec)
+	if err != nil {
+		if isGone(err) {
+			return Status{}, err
+		}
+		h.l.log.Warn("answering HEAD from the record", slog.String("upload_id", h.rec.ID), slog.Int64("offset", h.rec.Offset))
+	}
+	h.rec = synced
+	return h.l.status(synced), nil
+}
+
+// isGone reports whether err says the upload no longer exists.
+func isGone(err error) bool { return errors.Is(err, ErrGone) || errors.Is(err, ErrNotFound) }
+
+// Terminate deletes the upload at the upstream and forgets its record
+// (tus termination). Kinescope documents no DELETE on its tus endpoints, so
+// 404, 405 and 410 from it are taken as "nothing more to delete there".
+// Other upstream failures keep the record, so the client can try again.
+func (h *Handle) Terminate(ctx context.Context) error {
+	l, rec := h.l, h.rec
+	callCtx, cancel := context.WithTimeout(ctx, l.cfg.UpstreamTimeout)
+	defer cancel()
+	began := time.Now()
+	err := l.upstream.Delete(callCtx, rec.Endpoint)
+	l.called("delete", began, err)
+	if err != nil {
+		var ue *tusproto.Error
+		tolerated := errors.As(err, &ue) && ue.Kind == tusproto.KindStatus &&
+			(ue.Status == http.StatusNotFound || ue.Status == http.StatusMethodNotAllowed || ue.Status == http.StatusGone)
+		if !tolerated {
+			l.log.Warn("upstream delete failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
+			switch {
+			case ctx.Err() != nil:
+				return ErrClientGone
+			case ue != nil && ue.Kind == tusproto.KindTimeout:
+				return &UpstreamError{Op: "delete", Kind: KindTimeout, Cause: err}
+			default:
+				return &UpstreamError{Op: "delete", Kind: KindFailed, Cause: err}
+			}
+		}
+	}
+	terminated := l.event(Terminated, rec)
+	if err := l.store.Delete(context.WithoutCancel(ctx), rec.ID); err != nil {
+		return l.storeFailed("delete", rec.ID, err)
+	}
+	l.publish(terminated)
+	return nil
+}
