@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 )
 
 // hookServer is an operator's auth hook for tests: answer decides the reply
@@ -197,7 +197,7 @@ func TestUploadsBelongToTheirOwner(t *testing.T) {
 	if got := hook.calls.Load() - calls; got != 1 {
 		t.Errorf("hook called %d times for 3 HEADs by one credential, want 1 (cached)", got)
 	}
-	if resp := e.do(http.MethodPatch, loc, with(alice, patchHeaders...), randomBytes(t, 100)); resp.StatusCode != http.StatusNoContent {
+	if resp := e.do(http.MethodPatch, loc, with(alice, patchHeaders...), testkit.RandomBytes(100)); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH as alice: %d", resp.StatusCode)
 	}
 }
@@ -339,22 +339,9 @@ func TestJWTPublicKeyAndJWKS(t *testing.T) {
 // another client IP without any forwarding header.
 func doFrom(t *testing.T, localIP, method, url string, headers map[string]string) *http.Response {
 	t.Helper()
-	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}}
-	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	client := clientFrom(t, localIP)
 	defer client.CloseIdleConnections()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s from %s: %v", method, url, localIP, err)
-	}
-	resp.Body.Close()
+	resp, _ := testkit.Send(t, client, newRequest(t, method, url, headers, nil))
 	return resp
 }
 
@@ -411,7 +398,7 @@ func TestAuthHookMayCachePerCredential(t *testing.T) {
 		t.Fatalf("HEAD: %d", resp.StatusCode)
 	}
 	patch := map[string]string{"Authorization": "Bearer alice-session", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
-	if resp := e.do(http.MethodPatch, loc, patch, randomBytes(t, 100)); resp.StatusCode != http.StatusNoContent {
+	if resp := e.do(http.MethodPatch, loc, patch, testkit.RandomBytes(100)); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH: %d", resp.StatusCode)
 	}
 	if resp := doFrom(t, "127.0.0.2", http.MethodHead, loc, alice); resp.StatusCode != http.StatusOK {
@@ -537,7 +524,7 @@ func TestJWTAndHookAgreeOnTheOwner(t *testing.T) {
 	if resp := e.do(http.MethodHead, loc, map[string]string{"Authorization": alice}, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("HEAD by the creator: %d", resp.StatusCode)
 	}
-	if resp := e.do(http.MethodPatch, loc, patch(alice), randomBytes(t, 100)); resp.StatusCode != http.StatusNoContent {
+	if resp := e.do(http.MethodPatch, loc, patch(alice), testkit.RandomBytes(100)); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH by the creator: %d", resp.StatusCode)
 	}
 	loc2 := e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "100", "Authorization": alice}, nil).Header.Get("Location")

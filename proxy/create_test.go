@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -97,7 +98,7 @@ func TestForwardedHeadersOnlyFromTrustedProxies(t *testing.T) {
 
 func TestCreateWithUpload(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 600_000)
+	data := testkit.RandomBytes(600_000)
 	resp := e.do(http.MethodPost, e.base, map[string]string{
 		"Upload-Length": itoa(int64(len(data))), "Content-Type": "application/offset+octet-stream",
 	}, data[:250_000])
@@ -111,12 +112,12 @@ func TestCreateWithUpload(t *testing.T) {
 	if r := e.patch(loc, 250_000, data[250_000:]); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH: %d", r.StatusCode)
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 func TestCreateWithUploadUpstreamFailureKeepsLocation(t *testing.T) {
 	e := newEnv(t, map[string]string{"TUSPROXY_UPSTREAM_CHUNK_SIZE": "4MiB"})
-	data := randomBytes(t, 500_000)
+	data := testkit.RandomBytes(500_000)
 	e.emu.SetFaults(kinescopetest.Faults{CutPatchEvery: 1, CutPatchAfter: 100_000})
 	resp := e.do(http.MethodPost, e.base, map[string]string{
 		"Upload-Length": itoa(int64(len(data))), "Content-Type": "application/offset+octet-stream",
@@ -132,7 +133,7 @@ func TestCreateWithUploadUpstreamFailureKeepsLocation(t *testing.T) {
 	if r := e.patch(loc, 100_000, data[100_000:]); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("resume: %d", r.StatusCode)
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 func TestCreateBadInput(t *testing.T) {

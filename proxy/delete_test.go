@@ -4,13 +4,14 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
 func TestDelete(t *testing.T) {
 	e := newEnv(t, nil)
 	loc := e.create(1000, "")
-	if r := e.patch(loc, 0, randomBytes(t, 100)); r.StatusCode != http.StatusNoContent {
+	if r := e.patch(loc, 0, testkit.RandomBytes(100)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH %d", r.StatusCode)
 	}
 	v := e.video(loc)
@@ -35,10 +36,8 @@ func TestDeleteToleratesUpstreamWithoutTermination(t *testing.T) {
 	loc := e.create(1000, "")
 	v := e.video(loc)
 	// The upstream already forgot it (Kinescope documents no DELETE): 404 is fine.
-	req, _ := http.NewRequest(http.MethodDelete, v.Endpoint, nil)
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("direct DELETE: %v", err)
+	if resp, _ := testkit.Tus(t, http.DefaultClient, http.MethodDelete, v.Endpoint, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("direct DELETE: %d", resp.StatusCode)
 	}
 	if resp := e.do(http.MethodDelete, loc, nil, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE with upstream 404: %d", resp.StatusCode)
@@ -53,7 +52,7 @@ func TestDeleteUpstreamFailureKeepsRecord(t *testing.T) {
 		t.Fatalf("DELETE with failing upstream: %d, want 502", resp.StatusCode)
 	}
 	e.emu.SetFaults(kinescopetest.Faults{})
-	if got := e.headOffset(loc); got != 0 {
+	if got := testkit.HeadOffset(t, http.DefaultClient, loc); got != 0 {
 		t.Fatalf("record lost: offset %d", got)
 	}
 	if resp := e.do(http.MethodDelete, loc, nil, nil); resp.StatusCode != http.StatusNoContent {

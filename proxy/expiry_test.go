@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
@@ -41,7 +42,7 @@ func TestUploadsExpireAfterIdleTTL(t *testing.T) {
 	if r := e.patch(idle, 0, []byte("x")); r.StatusCode != http.StatusGone {
 		t.Fatalf("PATCH of an expired upload: %d, want 410", r.StatusCode)
 	}
-	if got := e.headOffset(active); got != 10 {
+	if got := testkit.HeadOffset(t, http.DefaultClient, active); got != 10 {
 		t.Fatalf("active upload: offset %d", got)
 	}
 

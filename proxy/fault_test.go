@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -83,19 +83,7 @@ func uploadWithRetries(t *testing.T, e *env, loc string, data []byte) []exchange
 // which a resuming client survives.
 func resumeRequest(t *testing.T, method, url string, headers map[string]string, body []byte) (int, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := resumeClient.Do(req)
+	resp, err := resumeClient.Do(newRequest(t, method, url, headers, body))
 	if err != nil {
 		t.Logf("%s: %v", method, err)
 		return 0, nil
@@ -133,19 +121,19 @@ func TestFaultSlowUpstreamCompletes(t *testing.T) {
 	// timeout is above that, so slowness alone must cost nothing.
 	e := newEnv(t, map[string]string{"TUSPROXY_UPSTREAM_TIMEOUT": "10s", "TUSPROXY_INIT_TIMEOUT": "10s"})
 	e.emu.SetFaults(kinescopetest.Faults{Latency: 1500 * time.Millisecond})
-	data := randomBytes(t, 200_000)
+	data := testkit.RandomBytes(200_000)
 	loc := e.create(int64(len(data)), meta("filename", "slow.mp4"))
 	seen := uploadWithRetries(t, e, loc, data)
 	if want := []exchange{{"HEAD", 200}, {"PATCH", 204}}; !equalExchanges(seen, want) {
 		t.Errorf("a slow upstream disturbed the upload: %v, want %v", seen, want)
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 func TestFaultUpstreamTimeout(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, map[string]string{"TUSPROXY_UPSTREAM_TIMEOUT": "500ms"})
-	data := randomBytes(t, 600<<10) // three upstream PATCHes of 256 KiB
+	data := testkit.RandomBytes(600 << 10) // three upstream PATCHes of 256 KiB
 	loc := e.create(int64(len(data)), meta("filename", "timeout.mp4"))
 	e.emu.SetFaults(kinescopetest.Faults{Latency: 1500 * time.Millisecond})
 
@@ -169,8 +157,8 @@ func TestFaultUpstreamTimeout(t *testing.T) {
 	e.emu.SetFaults(kinescopetest.Faults{})
 	seen := uploadWithRetries(t, e, loc, data)
 	checkNoHead5xx(t, seen)
-	e.checkUpstream(e.video(loc).ID, data)
-	if got := e.headOffset(loc); got != int64(len(data)) {
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
+	if got := testkit.HeadOffset(t, http.DefaultClient, loc); got != int64(len(data)) {
 		t.Fatalf("HEAD after completion: %d, want %d", got, len(data))
 	}
 }
@@ -183,7 +171,7 @@ func TestFaultUpstreamRefusesConnections(t *testing.T) {
 	e := newEnv(t, map[string]string{"KINESCOPE_INIT_URL": link.url() + "/v2/init"})
 	link.setTarget(strings.TrimPrefix(e.emu.URL, "http://"))
 
-	data := randomBytes(t, 300_000)
+	data := testkit.RandomBytes(300_000)
 	const half = 150_000
 	loc := e.create(int64(len(data)), meta("filename", "refused.mp4"))
 	if resp := e.patch(loc, 0, data[:half]); resp.StatusCode != http.StatusNoContent {
@@ -212,7 +200,7 @@ func TestFaultUpstreamRefusesConnections(t *testing.T) {
 	link.up()
 	seen := uploadWithRetries(t, e, loc, data)
 	checkNoHead5xx(t, seen)
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 func TestFaultUpstreamCutsEveryThirdPatch(t *testing.T) {
@@ -220,7 +208,7 @@ func TestFaultUpstreamCutsEveryThirdPatch(t *testing.T) {
 	// 64 KiB upstream chunks: one client PATCH spans many upstream PATCHes,
 	// and every third of those loses its connection after 20 000 bytes.
 	e := newEnv(t, map[string]string{"TUSPROXY_UPSTREAM_CHUNK_SIZE": "64KiB"})
-	data := randomBytes(t, 1<<20+123)
+	data := testkit.RandomBytes(1<<20 + 123)
 	loc := e.create(int64(len(data)), meta("filename", "cut.mp4"))
 	e.emu.SetFaults(kinescopetest.Faults{CutPatchEvery: 3, CutPatchAfter: 20_000})
 
@@ -229,7 +217,7 @@ func TestFaultUpstreamCutsEveryThirdPatch(t *testing.T) {
 	if countStatus(seen, http.MethodPatch, http.StatusBadGateway) == 0 {
 		t.Fatalf("no PATCH failed although the upstream cut connections: %v", seen)
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 	t.Logf("exchanges: %v", seen)
 }
 
@@ -242,7 +230,7 @@ func TestFaultUpstreamFailsEveryNthRequest(t *testing.T) {
 		t.Run("every "+strconv.Itoa(every), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, map[string]string{"TUSPROXY_UPSTREAM_CHUNK_SIZE": "64KiB"})
-			data := randomBytes(t, 512<<10+7)
+			data := testkit.RandomBytes(512<<10 + 7)
 			loc := e.create(int64(len(data)), meta("filename", "flaky.mp4"))
 			e.emu.SetFaults(kinescopetest.Faults{FailEvery: every, FailStatus: http.StatusServiceUnavailable})
 
@@ -251,7 +239,7 @@ func TestFaultUpstreamFailsEveryNthRequest(t *testing.T) {
 			if countStatus(seen, http.MethodPatch, http.StatusBadGateway) == 0 {
 				t.Fatalf("no PATCH failed although the upstream failed every %dth request: %v", every, seen)
 			}
-			e.checkUpstream(e.video(loc).ID, data)
+			testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 		})
 	}
 }
@@ -262,7 +250,7 @@ func TestFaultUpstreamWrongOffset(t *testing.T) {
 	// client PATCH then fails after one 64 KiB chunk, yet the record follows
 	// what the upstream really holds, so resuming still finishes the file.
 	e := newEnv(t, map[string]string{"TUSPROXY_UPSTREAM_CHUNK_SIZE": "64KiB"})
-	data := randomBytes(t, 200_000)
+	data := testkit.RandomBytes(200_000)
 	loc := e.create(int64(len(data)), meta("filename", "liar.mp4"))
 	e.emu.SetFaults(kinescopetest.Faults{WrongOffset: true})
 
@@ -273,7 +261,7 @@ func TestFaultUpstreamWrongOffset(t *testing.T) {
 	if up <= 0 {
 		t.Fatalf("the upstream holds %d bytes after the first chunk", up)
 	}
-	if got := e.headOffset(loc); got != up {
+	if got := testkit.HeadOffset(t, http.DefaultClient, loc); got != up {
 		t.Fatalf("HEAD answered %d, the upstream holds %d: the record must follow the upstream's real offset", got, up)
 	}
 
@@ -282,7 +270,7 @@ func TestFaultUpstreamWrongOffset(t *testing.T) {
 	if n := countStatus(seen, http.MethodPatch, http.StatusNoContent); n != 0 {
 		t.Errorf("%d PATCHes succeeded although every upstream answer lied: %v", n, seen)
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 func equalExchanges(a, b []exchange) bool {

@@ -2,19 +2,16 @@ package proxy_test
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kinescope-tools/tusproxy/config"
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
@@ -32,24 +29,7 @@ type env struct {
 	svc   *proxy.Service
 	srv   *httptest.Server
 	base  string // tus creation URL
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs  *testkit.SyncBuffer
 }
 
 // newEnv starts the emulator and tusproxy. vars override the environment
@@ -100,7 +80,7 @@ func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
 	if deps.Store == nil {
 		deps.Store = state.NewMemory()
 	}
-	e := &env{t: t, emu: emu, cfg: cfg, store: deps.Store, logs: &syncBuffer{}}
+	e := &env{t: t, emu: emu, cfg: cfg, store: deps.Store, logs: &testkit.SyncBuffer{}}
 	deps.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc, err = proxy.New(cfg, deps)
 	if err != nil {
@@ -127,18 +107,16 @@ func (e *env) checkNoSecretsLogged() {
 	}
 }
 
-// do sends a request with tus headers; body may be nil.
-func (e *env) do(method, url string, headers map[string]string, body []byte) *http.Response {
-	e.t.Helper()
+// newRequest is testkit.TusRequest with the headers as a map, set over
+// Tus-Resumable: an empty value removes the header, so a test can leave
+// Tus-Resumable out. body may be nil.
+func newRequest(t testing.TB, method, url string, headers map[string]string, body []byte) *http.Request {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
+	req := testkit.TusRequest(t, method, url, rd)
 	for k, v := range headers {
 		if v == "" {
 			req.Header.Del(k)
@@ -146,40 +124,22 @@ func (e *env) do(method, url string, headers map[string]string, body []byte) *ht
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, url, err)
-	}
-	resp.Body.Close()
+	return req
+}
+
+// do sends a tus request (see newRequest) and returns the answer, its body
+// read and closed.
+func (e *env) do(method, url string, headers map[string]string, body []byte) *http.Response {
+	e.t.Helper()
+	resp, _ := e.doBody(method, url, headers, body)
 	return resp
 }
 
 // doBody is do, returning the answer's body too.
 func (e *env) doBody(method, url string, headers map[string]string, body []byte) (*http.Response, string) {
 	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	for k, v := range headers {
-		if v == "" {
-			req.Header.Del(k)
-			continue
-		}
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	resp, raw := testkit.Send(e.t, http.DefaultClient, newRequest(e.t, method, url, headers, body))
+	return resp, string(raw)
 }
 
 // create starts an upload and returns its URL.
@@ -207,20 +167,10 @@ func (e *env) patch(url string, offset int64, chunk []byte) *http.Response {
 	}, chunk)
 }
 
-// headOffset returns the Upload-Offset HEAD answers, failing on anything but 200.
-func (e *env) headOffset(url string) int64 {
-	e.t.Helper()
-	resp := e.do(http.MethodHead, url, nil, nil)
-	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("HEAD: status %d", resp.StatusCode)
-	}
-	return atoi(e.t, resp.Header.Get("Upload-Offset"))
-}
-
 // video is the emulator's record of the upload behind url.
 func (e *env) video(url string) kinescopetest.Video {
 	e.t.Helper()
-	id := url[strings.LastIndex(url, "/")+1:]
+	id := testkit.UploadID(url)
 	rec, err := e.store.Get(e.t.Context(), id)
 	if err != nil {
 		e.t.Fatalf("store: %v", err)
@@ -230,32 +180,6 @@ func (e *env) video(url string) kinescopetest.Video {
 		e.t.Fatalf("emulator has no video %s", rec.VideoID)
 	}
 	return v
-}
-
-// checkUpstream asserts the emulator holds exactly want for the upload.
-func (e *env) checkUpstream(videoID string, want []byte) {
-	e.t.Helper()
-	got, err := e.emu.SHA256(videoID)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if got != sha256hex(want) {
-		e.t.Fatalf("upstream bytes differ: sha256 %s, want %s", got, sha256hex(want))
-	}
-}
-
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func sha256hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 // hostPort is the host:port of rawURL, as an upstream hosts entry.

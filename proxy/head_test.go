@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -12,7 +13,7 @@ func TestHeadAnswersRecordAndMetadataAsSent(t *testing.T) {
 	// Keys in an order a map would not keep, and an empty value.
 	raw := "zeta " + "eg==" + ",filename bW92aWUubXA0,alpha"
 	loc := e.create(1000, raw)
-	if r := e.patch(loc, 0, randomBytes(t, 300)); r.StatusCode != http.StatusNoContent {
+	if r := e.patch(loc, 0, testkit.RandomBytes(300)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH %d", r.StatusCode)
 	}
 	resp := e.do(http.MethodHead, loc, nil, nil)
@@ -37,7 +38,7 @@ func TestHeadAnswersRecordAndMetadataAsSent(t *testing.T) {
 
 func TestHeadUpstreamIsTheSourceOfTruth(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 1000)
+	data := testkit.RandomBytes(1000)
 	loc := e.create(int64(len(data)), "")
 	// A chunk reaches the upstream behind tusproxy's back: the record is behind.
 	id := loc[len(e.base):]
@@ -45,16 +46,12 @@ func TestHeadUpstreamIsTheSourceOfTruth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPatch, rec.Endpoint, bytesReader(data[:600]))
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", "0")
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("direct upstream PATCH: %v %v", err, resp)
+	resp, _ := testkit.Tus(t, http.DefaultClient, http.MethodPatch, rec.Endpoint, bytesReader(data[:600]),
+		"Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("direct upstream PATCH: %d", resp.StatusCode)
 	}
-	resp.Body.Close()
-	if got := e.headOffset(loc); got != 600 {
+	if got := testkit.HeadOffset(t, http.DefaultClient, loc); got != 600 {
 		t.Fatalf("HEAD %d, want the upstream's 600", got)
 	}
 	if rec, _ := e.store.Get(t.Context(), id); rec.Offset != 600 {
@@ -65,7 +62,7 @@ func TestHeadUpstreamIsTheSourceOfTruth(t *testing.T) {
 func TestHeadUpstreamFailureAnswersFromRecordNever5xx(t *testing.T) {
 	e := newEnv(t, nil)
 	loc := e.create(1000, "")
-	if r := e.patch(loc, 0, randomBytes(t, 250)); r.StatusCode != http.StatusNoContent {
+	if r := e.patch(loc, 0, testkit.RandomBytes(250)); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH %d", r.StatusCode)
 	}
 	// Every upstream request fails with 503: tus-js-client would start a new
@@ -94,10 +91,8 @@ func TestHeadUnknownAndGone(t *testing.T) {
 	// The upstream forgets the upload: HEAD mirrors it and the record goes.
 	loc := e.create(10, "")
 	v := e.video(loc)
-	req, _ := http.NewRequest(http.MethodDelete, v.Endpoint, nil)
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("direct upstream DELETE: %v %v", err, resp)
+	if resp, _ := testkit.Tus(t, http.DefaultClient, http.MethodDelete, v.Endpoint, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("direct upstream DELETE: %d", resp.StatusCode)
 	}
 	resp := e.do(http.MethodHead, loc, nil, nil)
 	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusGone {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 )
 
 func TestCreateRatePerClientIP(t *testing.T) {
@@ -69,7 +71,7 @@ func TestConcurrentPatchLimits(t *testing.T) {
 		second := e.create(1000, "")
 		stalledPatch(t, first, 1000, 100)
 		waitUpstreamOffset(t, e, first, 1) // the first PATCH is in flight
-		resp := e.patch(second, 0, randomBytes(t, 1000))
+		resp := e.patch(second, 0, testkit.RandomBytes(1000))
 		if resp.StatusCode != tt.status || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%v: second PATCH %d (Retry-After %q), want %d", tt.vars, resp.StatusCode, resp.Header.Get("Retry-After"), tt.status)
 		}
@@ -87,7 +89,7 @@ func TestStalledClientIsCutAndItsBytesKept(t *testing.T) {
 		t.Fatalf("stalled client got %q, want a 408", answer)
 	}
 	v := e.video(loc)
-	if got := e.headOffset(loc); got != v.Offset || got == 0 {
+	if got := testkit.HeadOffset(t, http.DefaultClient, loc); got != v.Offset || got == 0 {
 		t.Fatalf("HEAD %d, upstream holds %d: the stalled PATCH's bytes must be recorded", got, v.Offset)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 )
 
 // TestMetadataCap: Upload-Metadata is stored with every upload, so a
@@ -28,20 +30,11 @@ func TestMetadataCap(t *testing.T) {
 		t.Error("the refusal is not a tus answer (no Tus-Resumable)")
 	}
 	// Split over several header lines, it is the same metadata.
-	req, err := http.NewRequest(http.MethodPost, e.base, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Length", "100")
+	req := testkit.TusRequest(t, http.MethodPost, e.base, nil, "Upload-Length", "100")
 	for range 2 {
 		req.Header.Add("Upload-Metadata", "filename "+base64.StdEncoding.EncodeToString([]byte(strings.Repeat("y", 2000))))
 	}
-	split, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	split.Body.Close()
+	split, _ := testkit.Send(t, http.DefaultClient, req)
 	if split.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("creation with 2 x 2.7 KB of metadata: %d, want 413", split.StatusCode)
 	}

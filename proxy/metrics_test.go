@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
@@ -97,13 +97,11 @@ func hasLabels(metric *dto.Metric, want map[string]string) bool {
 	return matched == len(want)
 }
 
-func uploadIDOf(url string) string { return url[strings.LastIndex(url, "/")+1:] }
-
 // TestMetricsLint: every metric, per-upload ones included, passes
 // Prometheus' own linter.
 func TestMetricsLint(t *testing.T) {
 	m := newMetricsEnv(t, nil)
-	data := randomBytes(t, 1000)
+	data := testkit.RandomBytes(1000)
 	url := m.create(int64(len(data)), "")
 	if resp := m.patch(url, 0, data[:400]); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH: %d", resp.StatusCode)
@@ -116,8 +114,8 @@ func TestMetricsLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
-	if m.seriesWith("upload_id", uploadIDOf(url)) != 4 {
-		t.Errorf("the upload has %d series, want 4 (offset, length, speed, last activity)", m.seriesWith("upload_id", uploadIDOf(url)))
+	if m.seriesWith("upload_id", testkit.UploadID(url)) != 4 {
+		t.Errorf("the upload has %d series, want 4 (offset, length, speed, last activity)", m.seriesWith("upload_id", testkit.UploadID(url)))
 	}
 }
 
@@ -126,9 +124,9 @@ func TestMetricsLint(t *testing.T) {
 // happened.
 func TestMetricsOneUpload(t *testing.T) {
 	m := newMetricsEnv(t, map[string]string{"TUSPROXY_METRICS_UPLOAD_GRACE": "2m"})
-	data := randomBytes(t, 600<<10) // three upstream PATCHes of 256 KiB at most
+	data := testkit.RandomBytes(600 << 10) // three upstream PATCHes of 256 KiB at most
 	url := m.create(int64(len(data)), "filename dmlkZW8ubXA0")
-	id := uploadIDOf(url)
+	id := testkit.UploadID(url)
 	video := m.video(url)
 
 	labels := map[string]string{"upload_id": id, "video_id": video.ID}
@@ -156,7 +154,7 @@ func TestMetricsOneUpload(t *testing.T) {
 	if resp := m.patch(url, 300<<10, data[300<<10:]); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH 2: %d", resp.StatusCode)
 	}
-	m.checkUpstream(video.ID, data)
+	testkit.CheckBytes(t, m.emu, video.ID, data)
 
 	want := map[string]float64{
 		"tusproxy_uploads_created_total":         1,
@@ -221,19 +219,14 @@ func TestMetricsOneUpload(t *testing.T) {
 // upload's offset gauge while it streams.
 func TestMetricsOffsetMovesDuringPatch(t *testing.T) {
 	m := newMetricsEnv(t, nil)
-	data := randomBytes(t, 1<<20)
+	data := testkit.RandomBytes(1 << 20)
 	url := m.create(int64(len(data)), "")
-	labels := map[string]string{"upload_id": uploadIDOf(url)}
+	labels := map[string]string{"upload_id": testkit.UploadID(url)}
 
 	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPatch, url, pr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := testkit.TusRequest(t, http.MethodPatch, url, pr,
+		"Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
 	req.ContentLength = int64(len(data))
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", "0")
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
 	done := make(chan *http.Response, 1)
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
@@ -297,9 +290,9 @@ func TestMetricsOffsetMovesDuringPatch(t *testing.T) {
 // series; they count in the overall counters.
 func TestMetricsSeriesRemoved(t *testing.T) {
 	m := newMetricsEnv(t, map[string]string{"TUSPROXY_METRICS_UPLOAD_GRACE": "30s", "TUSPROXY_METRICS_UPLOAD_IDLE": "10m"})
-	idle := uploadIDOf(m.create(100, ""))
+	idle := testkit.UploadID(m.create(100, ""))
 	doomedURL := m.create(100, "")
-	doomed := uploadIDOf(doomedURL)
+	doomed := testkit.UploadID(doomedURL)
 	if resp := m.do(http.MethodDelete, doomedURL, nil, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE: %d", resp.StatusCode)
 	}
@@ -359,7 +352,7 @@ func TestMetricsFailures(t *testing.T) {
 	}
 	m.emu.SetFaults(kinescopetest.Faults{})
 
-	data := randomBytes(t, 100_000)
+	data := testkit.RandomBytes(100_000)
 	url := m.create(int64(len(data)), "")
 	if resp := m.patch(url, 5, data[:10]); resp.StatusCode != http.StatusConflict {
 		t.Fatalf("PATCH at the wrong offset: %d, want 409", resp.StatusCode)
@@ -384,7 +377,7 @@ func TestMetricsFailures(t *testing.T) {
 	if accepted != 40_000 || received <= accepted {
 		t.Errorf("received %v, accepted %v: want 40000 accepted (what the upstream kept) and more received", received, accepted)
 	}
-	if off := m.headOffset(url); off != 40_000 {
+	if off := testkit.HeadOffset(t, http.DefaultClient, url); off != 40_000 {
 		t.Errorf("HEAD after the cut = %d, want 40000", off)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 )
 
 // The nginx blocks the README and deploy/ tell operators to use, run under
@@ -63,18 +65,12 @@ func TestNginxBlocksStopForgedClientAddresses(t *testing.T) {
 
 			create := func(headers map[string]string) *http.Response {
 				t.Helper()
-				req, _ := http.NewRequest(http.MethodPost, front+e.cfg.BasePath, nil)
-				req.Header.Set("Tus-Resumable", "1.0.0")
-				req.Header.Set("Upload-Length", "10")
-				req.Header.Set("Authorization", "Bearer alice-session")
+				req := testkit.TusRequest(t, http.MethodPost, front+e.cfg.BasePath, nil,
+					"Upload-Length", "10", "Authorization", "Bearer alice-session")
 				for k, v := range headers {
 					req.Header.Set(k, v)
 				}
-				resp, err := client.Do(req)
-				if err != nil {
-					t.Fatalf("POST through nginx: %v", err)
-				}
-				resp.Body.Close()
+				resp, _ := testkit.Send(t, client, req)
 				if resp.StatusCode != http.StatusCreated {
 					t.Fatalf("POST through nginx with %v: %d", headers, resp.StatusCode)
 				}
@@ -117,17 +113,11 @@ func TestNginxBlocksKeepTheCreateRate(t *testing.T) {
 			var statuses []int
 			for i := 1; i <= 4; i++ {
 				// A new forged address in every header, each creation.
-				req, _ := http.NewRequest(http.MethodPost, front+e.cfg.BasePath, nil)
-				req.Header.Set("Tus-Resumable", "1.0.0")
-				req.Header.Set("Upload-Length", "10")
-				req.Header.Set("Forwarded", fmt.Sprintf("for=7.7.7.%d", i))
-				req.Header.Set("X-Real-IP", fmt.Sprintf("8.8.8.%d", i))
-				req.Header.Set("X-Forwarded-For", fmt.Sprintf("6.6.6.%d", i))
-				resp, err := client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
+				resp, _ := testkit.Tus(t, client, http.MethodPost, front+e.cfg.BasePath, nil,
+					"Upload-Length", "10",
+					"Forwarded", fmt.Sprintf("for=7.7.7.%d", i),
+					"X-Real-IP", fmt.Sprintf("8.8.8.%d", i),
+					"X-Forwarded-For", fmt.Sprintf("6.6.6.%d", i))
 				statuses = append(statuses, resp.StatusCode)
 			}
 			want := []int{http.StatusCreated, http.StatusCreated, http.StatusCreated, http.StatusTooManyRequests}
@@ -248,7 +238,7 @@ func startNginx(t *testing.T, nginx, location, upstream string) string {
 	}
 	location = proxyPass.ReplaceAllString(location, "proxy_pass http://tusproxy_under_test")
 	dir := t.TempDir()
-	listen := freeLoopbackAddr(t)
+	listen := testkit.FreeAddr(t)
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
 pid %[1]s/nginx.pid;
@@ -276,7 +266,7 @@ http {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(nginx, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-	var output syncBuffer
+	var output testkit.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -308,16 +298,6 @@ http {
 			return "http://" + listen
 		}
 	}
-}
-
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // clientFrom is an HTTP client whose connections come from the local

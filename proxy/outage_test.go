@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
@@ -65,7 +66,7 @@ func TestStoreOutage(t *testing.T) {
 	flaky := &flakyStore{Store: state.NewMemory()}
 	e := newEnvWith(t, nil, proxy.Deps{Store: flaky})
 
-	data := randomBytes(t, 300_000)
+	data := testkit.RandomBytes(300_000)
 	url := e.create(int64(len(data)), "")
 	if resp := e.patch(url, 0, data[:100_000]); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH before the outage: %d", resp.StatusCode)
@@ -95,13 +96,13 @@ func TestStoreOutage(t *testing.T) {
 	}
 
 	flaky.down.Store(false)
-	if off := e.headOffset(url); off != 100_000 {
+	if off := testkit.HeadOffset(t, http.DefaultClient, url); off != 100_000 {
 		t.Fatalf("HEAD after the outage = %d, want 100000", off)
 	}
 	if resp := e.patch(url, 100_000, data[100_000:]); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH after the outage: %d", resp.StatusCode)
 	}
-	e.checkUpstream(e.video(url).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(url).ID, data)
 	// Creation works again once the store answers a ping.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -144,14 +145,14 @@ func (a *aheadStore) Update(ctx context.Context, id string, fn func(*state.Recor
 func TestRecordNeverMovesBack(t *testing.T) {
 	store := &aheadStore{Store: state.NewMemory()}
 	e := newEnvWith(t, nil, proxy.Deps{Store: store})
-	data := randomBytes(t, 1000)
+	data := testkit.RandomBytes(1000)
 	url := e.create(int64(len(data)), "")
 	store.ahead.Store(600)
 	resp := e.patch(url, 0, data[:100])
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "100" {
 		t.Fatalf("PATCH: %d, Upload-Offset %q; want 204 and 100", resp.StatusCode, resp.Header.Get("Upload-Offset"))
 	}
-	rec, err := store.Get(t.Context(), url[strings.LastIndex(url, "/")+1:])
+	rec, err := store.Get(t.Context(), testkit.UploadID(url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestRecordNeverMovesBack(t *testing.T) {
 		t.Errorf("record offset = %d after a late, lower recording; want 600 kept", rec.Offset)
 	}
 	// HEAD asks the upstream (100) and records the truth, lower or not.
-	if off := e.headOffset(url); off != 100 {
+	if off := testkit.HeadOffset(t, http.DefaultClient, url); off != 100 {
 		t.Errorf("HEAD = %d, want the upstream's 100", off)
 	}
 }
@@ -175,11 +176,7 @@ func (c canceledStore) Get(ctx context.Context, id string) (state.Record, error)
 // left is the client's doing, not a store failure to log and act on.
 func TestClientGoneIsNotAnOutage(t *testing.T) {
 	e := newEnvWith(t, nil, proxy.Deps{Store: canceledStore{state.NewMemory()}})
-	req, err := http.NewRequest(http.MethodHead, e.base+"0123456789abcdef0123456789abcdef", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
+	req := testkit.TusRequest(t, http.MethodHead, e.base+"0123456789abcdef0123456789abcdef", nil)
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("HEAD got an answer (%d); want the connection dropped, as for a client that left", resp.StatusCode)

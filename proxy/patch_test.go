@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
 func TestPatchWholeFileInOneRequest(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 3<<20+17) // larger than the 256 KiB upstream chunk: many upstream PATCHes
+	data := testkit.RandomBytes(3<<20 + 17) // larger than the 256 KiB upstream chunk: many upstream PATCHes
 	loc := e.create(int64(len(data)), meta("filename", "movie.mp4"))
 	resp := e.patch(loc, 0, data)
 	if resp.StatusCode != http.StatusNoContent {
@@ -30,18 +31,18 @@ func TestPatchWholeFileInOneRequest(t *testing.T) {
 		t.Error("PATCH answer has no Upload-Expires although uploads expire")
 	}
 	v := e.video(loc)
-	e.checkUpstream(v.ID, data)
+	testkit.CheckBytes(t, e.emu, v.ID, data)
 	if !v.Complete {
 		t.Error("emulator does not see the upload complete")
 	}
-	if got := e.headOffset(loc); got != int64(len(data)) {
+	if got := testkit.HeadOffset(t, http.DefaultClient, loc); got != int64(len(data)) {
 		t.Fatalf("HEAD offset %d, want %d", got, len(data))
 	}
 }
 
 func TestPatchInChunks(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 5<<20+3)
+	data := testkit.RandomBytes(5<<20 + 3)
 	loc := e.create(int64(len(data)), meta("filename", "a.mp4"))
 	const chunk = 1 << 20
 	for off := 0; off < len(data); off += chunk {
@@ -54,27 +55,20 @@ func TestPatchInChunks(t *testing.T) {
 			t.Fatalf("PATCH at %d: Upload-Offset %d, want %d", off, got, end)
 		}
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 func TestPatchChunkedTransferEncoding(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 700<<10+5)
+	data := testkit.RandomBytes(700<<10 + 5)
 	loc := e.create(int64(len(data)), "")
 	// io.MultiReader hides the length, so net/http sends the body chunked.
-	req, _ := http.NewRequest(http.MethodPatch, loc, io.MultiReader(bytes.NewReader(data)))
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", "0")
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := testkit.Tus(t, http.DefaultClient, http.MethodPatch, loc, io.MultiReader(bytes.NewReader(data)),
+		"Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != itoa(int64(len(data))) {
 		t.Fatalf("chunked PATCH: status %d, offset %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 // rawPatch sends a PATCH over a raw connection, writes only the first sent
@@ -103,7 +97,7 @@ func rawPatch(t *testing.T, uploadURL string, offset int64, body []byte, sent in
 
 func TestResumeAfterClientDropsMidPatch(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 2<<20)
+	data := testkit.RandomBytes(2 << 20)
 	loc := e.create(int64(len(data)), meta("filename", "drop.mp4"))
 	rawPatch(t, loc, 0, data, 900_000)
 
@@ -130,12 +124,12 @@ func TestResumeAfterClientDropsMidPatch(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("resume PATCH: status %d", resp.StatusCode)
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 func TestUpstreamCutsConnectionMidPatch(t *testing.T) {
 	e := newEnv(t, map[string]string{"TUSPROXY_UPSTREAM_CHUNK_SIZE": "4MiB"})
-	data := randomBytes(t, 1<<20)
+	data := testkit.RandomBytes(1 << 20)
 	loc := e.create(int64(len(data)), meta("filename", "cut.mp4"))
 	const cutAfter = 300_000
 	e.emu.SetFaults(kinescopetest.Faults{CutPatchEvery: 1, CutPatchAfter: cutAfter})
@@ -150,19 +144,19 @@ func TestUpstreamCutsConnectionMidPatch(t *testing.T) {
 		t.Errorf("502 body does not tell the client what to do: %s", body)
 	}
 	e.emu.SetFaults(kinescopetest.Faults{})
-	if got := e.headOffset(loc); got != cutAfter {
+	if got := testkit.HeadOffset(t, http.DefaultClient, loc); got != cutAfter {
 		t.Fatalf("HEAD after the cut: offset %d, want exactly the %d bytes the upstream kept", got, cutAfter)
 	}
 	resp = e.patch(loc, cutAfter, data[cutAfter:])
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("resume: status %d", resp.StatusCode)
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 func TestUpstreamWrongOffsetIsAnError(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 100_000)
+	data := testkit.RandomBytes(100_000)
 	loc := e.create(int64(len(data)), "")
 	e.emu.SetFaults(kinescopetest.Faults{WrongOffset: true})
 	resp := e.patch(loc, 0, data)
@@ -173,7 +167,7 @@ func TestUpstreamWrongOffsetIsAnError(t *testing.T) {
 	// The record follows what the upstream really holds, not what it said.
 	// The upstream may still be taking in the tail of the aborted PATCH, so
 	// HEAD can lag behind it for a moment, but never run ahead of it.
-	if got, up := e.headOffset(loc), e.video(loc).Offset; got > up {
+	if got, up := testkit.HeadOffset(t, http.DefaultClient, loc), e.video(loc).Offset; got > up {
 		t.Fatalf("HEAD %d, but the upstream holds only %d", got, up)
 	}
 }
@@ -237,7 +231,7 @@ func TestTwoPatchesRacingNeverInterleave(t *testing.T) {
 	if !bytes.Equal(got, a[:len(got)]) && !bytes.Equal(got, b[:len(got)]) {
 		t.Fatalf("the upstream holds interleaved bytes from two PATCHes (statuses %v)", statuses)
 	}
-	if off := e.headOffset(loc); off != int64(len(got)) {
+	if off := testkit.HeadOffset(t, http.DefaultClient, loc); off != int64(len(got)) {
 		t.Fatalf("HEAD %d, upstream holds %d", off, len(got))
 	}
 	t.Logf("statuses %v, upstream kept %d bytes", statuses, len(got))
@@ -245,7 +239,7 @@ func TestTwoPatchesRacingNeverInterleave(t *testing.T) {
 
 func TestPatchBadInput(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 1000)
+	data := testkit.RandomBytes(1000)
 	loc := e.create(int64(len(data)), "")
 	if resp := e.patch(loc, 0, data[:400]); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("first PATCH: %d", resp.StatusCode)
@@ -295,18 +289,18 @@ func TestPatchBadInput(t *testing.T) {
 		t.Errorf("rejected PATCHes reached the upstream: %d upstream PATCHes", after-before)
 	}
 	// Nothing stored was lost: the upload resumes where it was.
-	if got := e.headOffset(loc); got != 400 {
+	if got := testkit.HeadOffset(t, http.DefaultClient, loc); got != 400 {
 		t.Fatalf("offset after bad requests %d, want 400", got)
 	}
 	if resp := e.patch(loc, 400, data[400:]); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("final PATCH: %d", resp.StatusCode)
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }
 
 func TestMethodOverride(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 5000)
+	data := testkit.RandomBytes(5000)
 	loc := e.create(int64(len(data)), "")
 	resp := e.do(http.MethodPost, loc, map[string]string{
 		"X-HTTP-Method-Override": "PATCH", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream",
@@ -314,7 +308,7 @@ func TestMethodOverride(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != "5000" {
 		t.Fatalf("POST with override PATCH: status %d offset %q", resp.StatusCode, resp.Header.Get("Upload-Offset"))
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 
 	for _, tt := range []struct {
 		method, override string
@@ -361,7 +355,7 @@ func TestHalfClosedClientGetsNoSuccess(t *testing.T) {
 	}
 	// The upstream may still be taking in the tail of the aborted PATCH, so
 	// HEAD can lag behind it for a moment, but never run ahead of it.
-	if got, up := e.headOffset(loc), e.video(loc).Offset; got > up {
+	if got, up := testkit.HeadOffset(t, http.DefaultClient, loc), e.video(loc).Offset; got > up {
 		t.Fatalf("HEAD %d, but the upstream holds only %d", got, up)
 	}
 }
@@ -371,7 +365,7 @@ func TestHalfClosedClientGetsNoSuccess(t *testing.T) {
 // PATCH.
 func TestChunkSizeZeroNeverSplits(t *testing.T) {
 	e := newEnv(t, map[string]string{"TUSPROXY_UPSTREAM_CHUNK_SIZE": "0"})
-	data := randomBytes(t, 3<<20)
+	data := testkit.RandomBytes(3 << 20)
 	loc := e.create(int64(len(data)), meta("filename", "whole.mp4"))
 	before := e.emu.Stats().Patch
 	if resp := e.patch(loc, 0, data[:2<<20]); resp.StatusCode != http.StatusNoContent {
@@ -381,21 +375,15 @@ func TestChunkSizeZeroNeverSplits(t *testing.T) {
 		t.Errorf("a 2 MiB client PATCH became %d upstream PATCHes, want 1", n)
 	}
 	// Chunked from the client (no Content-Length): one upstream PATCH too.
-	req, _ := http.NewRequest(http.MethodPatch, loc, struct{ io.Reader }{bytes.NewReader(data[2<<20:])})
+	req := testkit.TusRequest(t, http.MethodPatch, loc, struct{ io.Reader }{bytes.NewReader(data[2<<20:])},
+		"Upload-Offset", "2097152", "Content-Type", "application/offset+octet-stream")
 	req.ContentLength = -1
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", "2097152")
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := testkit.Send(t, http.DefaultClient, req)
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("chunked PATCH: status %d", resp.StatusCode)
 	}
 	if n := e.emu.Stats().Patch - before; n != 2 {
 		t.Errorf("two client PATCHes became %d upstream PATCHes, want 2", n)
 	}
-	e.checkUpstream(e.video(loc).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(loc).ID, data)
 }

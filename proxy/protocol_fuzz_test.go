@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
@@ -352,7 +353,7 @@ func (r *protocolRun) create() {
 		return
 	}
 	u.url = h.Get("Location")
-	u.id = u.url[strings.LastIndex(u.url, "/")+1:]
+	u.id = testkit.UploadID(u.url)
 	rec, err := r.e.store.Get(r.t.Context(), u.id)
 	if err != nil {
 		r.fatalf("201 but no record: %v", err)
@@ -755,7 +756,7 @@ func (r *protocolRun) finish() {
 				}, rest, int64(len(rest)))
 				r.note("final PATCH #%d offset %d body %d: %d", i, u.known, len(rest), status)
 				if status == http.StatusNoContent && h.Get("Upload-Offset") == itoa(u.length) {
-					r.e.checkUpstream(u.videoID, u.meant(0, u.length))
+					testkit.CheckBytes(r.t, r.e.emu, u.videoID, u.meant(0, u.length))
 					break
 				}
 				if status != http.StatusConflict && status != http.StatusLocked {

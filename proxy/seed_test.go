@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 )
 
 func TestSeedUploadWithTusHeaders(t *testing.T) {
 	e := newEnv(t, nil)
-	data := randomBytes(t, 50_000)
+	data := testkit.RandomBytes(50_000)
 	resp := e.do(http.MethodPost, e.srv.URL+"/upload", map[string]string{
 		"Upload-Length":   itoa(int64(len(data))),
 		"Upload-Metadata": meta("filename", "seed.mp4"),
@@ -27,16 +29,12 @@ func TestSeedUploadWithTusHeaders(t *testing.T) {
 		t.Errorf("init fields %+v", videos[0])
 	}
 	// The client then uploads straight to Kinescope.
-	req, _ := http.NewRequest(http.MethodPatch, endpoint, bytes.NewReader(data))
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", "0")
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	r, err := http.DefaultClient.Do(req)
-	if err != nil || r.StatusCode != http.StatusNoContent {
-		t.Fatalf("direct PATCH: %v %v", err, r)
+	r, _ := testkit.Tus(t, http.DefaultClient, http.MethodPatch, endpoint, bytes.NewReader(data),
+		"Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
+	if r.StatusCode != http.StatusNoContent {
+		t.Fatalf("direct PATCH: %d", r.StatusCode)
 	}
-	r.Body.Close()
-	e.checkUpstream(videos[0].ID, data)
+	testkit.CheckBytes(t, e.emu, videos[0].ID, data)
 }
 
 func TestSeedUploadJSON(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -233,7 +234,7 @@ func TestDribblingClientIsCutAndOthersStillUpload(t *testing.T) {
 		conn.Close()
 	}
 
-	data := randomBytes(t, 100_000)
+	data := testkit.RandomBytes(100_000)
 	uploads := []string{e.create(100_000, ""), e.create(100_000, "")}
 	slow := make(chan struct{})
 	type result struct {
@@ -262,19 +263,12 @@ func TestDribblingClientIsCutAndOthersStillUpload(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return other.DialContext(ctx, network, addr)
 	}}}
-	req, _ := http.NewRequest(http.MethodPatch, third, bytes.NewReader(data))
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", "0")
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := testkit.Tus(t, client, http.MethodPatch, third, bytes.NewReader(data),
+		"Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
 	if resp.StatusCode != http.StatusNoContent {
 		t.Errorf("a PATCH from another address while the dribbling ones run: %d, want 204", resp.StatusCode)
 	}
-	e.checkUpstream(e.video(third).ID, data)
+	testkit.CheckBytes(t, e.emu, e.video(third).ID, data)
 
 	close(slow)
 	wg.Wait()
@@ -288,18 +282,18 @@ func TestDribblingClientIsCutAndOthersStillUpload(t *testing.T) {
 		}
 		// What the dribbler sent before the cut is kept: HEAD says what the
 		// upstream holds, and that is the start of the body, byte for byte.
-		offset := e.headOffset(loc)
+		offset := testkit.HeadOffset(t, http.DefaultClient, loc)
 		v := e.video(loc)
 		if offset != v.Offset || offset == 0 || offset > int64(r.written) {
 			t.Errorf("HEAD %d, upstream holds %d, the client wrote %d: want HEAD = upstream, 0 < HEAD <= written", offset, v.Offset, r.written)
 			continue
 		}
-		e.checkUpstream(v.ID, data[:offset])
+		testkit.CheckBytes(t, e.emu, v.ID, data[:offset])
 		// The client resumes from there and finishes.
 		if resp := e.patch(loc, offset, data[offset:]); resp.StatusCode != http.StatusNoContent {
 			t.Errorf("resuming at %d: %d", offset, resp.StatusCode)
 		}
-		e.checkUpstream(v.ID, data)
+		testkit.CheckBytes(t, e.emu, v.ID, data)
 	}
 }
 
@@ -313,7 +307,7 @@ func TestDribblingCreationWithUploadIsCut(t *testing.T) {
 		"TUSPROXY_MIN_BODY_RATE":        "50",
 		"TUSPROXY_MIN_BODY_RATE_WINDOW": "1s",
 	})
-	data := randomBytes(t, 10_000)
+	data := testkit.RandomBytes(10_000)
 	u, _ := url.Parse(e.base)
 	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nTus-Resumable: 1.0.0\r\nUpload-Length: %d\r\n"+
 		"Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n", u.Path, u.Host, len(data), len(data))
@@ -332,9 +326,9 @@ func TestDribblingCreationWithUploadIsCut(t *testing.T) {
 	if offset != v.Offset || offset == 0 || offset > int64(written) || offset == int64(len(data)) {
 		t.Fatalf("201 with Upload-Offset %d, upstream holds %d, the client wrote %d of %d", offset, v.Offset, written, len(data))
 	}
-	e.checkUpstream(v.ID, data[:offset])
+	testkit.CheckBytes(t, e.emu, v.ID, data[:offset])
 	if resp := e.patch(loc, offset, data[offset:]); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("resuming at %d: %d", offset, resp.StatusCode)
 	}
-	e.checkUpstream(v.ID, data)
+	testkit.CheckBytes(t, e.emu, v.ID, data)
 }

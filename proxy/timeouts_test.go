@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -63,10 +64,8 @@ func TestUpstreamThatStopsReadingIsCut(t *testing.T) {
 	e.emu.SetFaults(kinescopetest.Faults{})
 	// The stuck upstream never lets go; without the idle timeout the PATCH
 	// would hang until the client gives up.
-	req, _ := http.NewRequest(http.MethodPatch, loc, bytes.NewReader(make([]byte, size)))
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Offset", "0")
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req := testkit.TusRequest(t, http.MethodPatch, loc, bytes.NewReader(make([]byte, size)),
+		"Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		t.Fatalf("PATCH to an upstream that stopped reading never got an answer: %v", err)

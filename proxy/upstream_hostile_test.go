@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
 
@@ -74,7 +75,7 @@ func (b *bystander) check(t *testing.T) {
 // recordOf returns the upload's record, failing the test if it was dropped.
 func (e *env) recordOf(uploadURL string) state.Record {
 	e.t.Helper()
-	rec, err := e.store.Get(context.Background(), uploadURL[strings.LastIndex(uploadURL, "/")+1:])
+	rec, err := e.store.Get(context.Background(), testkit.UploadID(uploadURL))
 	if err != nil {
 		e.t.Fatalf("the upload's record: %v", err)
 	}
@@ -156,7 +157,7 @@ func TestUpstreamOffsetOutsideUpload(t *testing.T) {
 			})
 			e := newEnv(t, map[string]string{"KINESCOPE_INIT_URL": hostile.URL + "/v2/init"})
 			upload := e.create(10, "")
-			if got := e.headOffset(upload); got != 0 {
+			if got := testkit.HeadOffset(t, http.DefaultClient, upload); got != 0 {
 				t.Errorf("HEAD answered offset %d, want 0 (the record's)", got)
 			}
 			if rec := e.recordOf(upload); rec.Offset != 0 {
@@ -170,7 +171,7 @@ func TestUpstreamOffsetOutsideUpload(t *testing.T) {
 			if rec := e.recordOf(upload); rec.Offset != 0 {
 				t.Errorf("after PATCH the record's offset is %d, want 0", rec.Offset)
 			}
-			if got := e.headOffset(upload); got != 0 {
+			if got := testkit.HeadOffset(t, http.DefaultClient, upload); got != 0 {
 				t.Errorf("HEAD after PATCH answered offset %d, want 0", got)
 			}
 		})
@@ -191,7 +192,7 @@ func TestUpstreamDialOutsideAllowlistRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	upload := e.base + rec.ID
-	if got := e.headOffset(upload); got != 0 {
+	if got := testkit.HeadOffset(t, http.DefaultClient, upload); got != 0 {
 		t.Errorf("HEAD answered offset %d, want 0 (the record's)", got)
 	}
 	if resp := e.patch(upload, 0, []byte("0123456789")); resp.StatusCode != http.StatusBadGateway {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kinescope-tools/tusproxy/internal/testkit"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescopetest"
 )
 
@@ -32,7 +33,7 @@ func TestUpstreamOverTLSWithCustomCA(t *testing.T) {
 	}
 
 	e = newEnv(t, map[string]string{"KINESCOPE_INIT_URL": srv.URL + "/v2/init", "TUSPROXY_UPSTREAM_CA_FILE": caFile})
-	data := randomBytes(t, 300_000)
+	data := testkit.RandomBytes(300_000)
 	resp := e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": itoa(int64(len(data)))}, nil)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("creation: %d", resp.StatusCode)
@@ -44,8 +45,5 @@ func TestUpstreamOverTLSWithCustomCA(t *testing.T) {
 	if r := e.patch(resp.Header.Get("Location"), 0, data); r.StatusCode != http.StatusNoContent {
 		t.Fatalf("PATCH over https: %d", r.StatusCode)
 	}
-	got, _ := emu.SHA256(v.ID)
-	if got != sha256hex(data) {
-		t.Fatalf("upstream bytes differ")
-	}
+	testkit.CheckBytes(t, emu, v.ID, data)
 }
