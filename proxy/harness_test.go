@@ -107,9 +107,8 @@ func (e *env) checkNoSecretsLogged() {
 	}
 }
 
-// newRequest is testkit.TusRequest with the headers as a map, set over
-// Tus-Resumable: an empty value removes the header, so a test can leave
-// Tus-Resumable out. body may be nil.
+// newRequest is testkit.TusRequest with the headers as a map (see
+// setHeaders). body may be nil.
 func newRequest(t testing.TB, method, url string, headers map[string]string, body []byte) *http.Request {
 	t.Helper()
 	var rd io.Reader
@@ -117,14 +116,20 @@ func newRequest(t testing.TB, method, url string, headers map[string]string, bod
 		rd = bytes.NewReader(body)
 	}
 	req := testkit.TusRequest(t, method, url, rd)
+	setHeaders(req.Header, headers)
+	return req
+}
+
+// setHeaders sets headers over h; an empty value removes the header, so a
+// test can leave out Tus-Resumable (or a header create always sends).
+func setHeaders(h http.Header, headers map[string]string) {
 	for k, v := range headers {
 		if v == "" {
-			req.Header.Del(k)
+			h.Del(k)
 			continue
 		}
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
-	return req
 }
 
 // do sends a tus request (see newRequest) and returns the answer, its body

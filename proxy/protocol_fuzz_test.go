@@ -289,21 +289,11 @@ func (r *protocolRun) send(method, target string, headers map[string]string, bod
 	if hasBody {
 		rd = io.MultiReader(bytes.NewReader(body)) // hides the length from net/http
 	}
-	req, err := http.NewRequest(method, target, rd)
-	if err != nil {
-		r.t.Fatal(err)
-	}
+	req := testkit.TusRequest(r.t, method, target, rd)
 	if hasBody {
 		req.ContentLength = size
 	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	for k, v := range headers {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
+	setHeaders(req.Header, headers)
 	r.sent++
 	resp, err := r.client.Do(req)
 	if err != nil {

@@ -228,7 +228,7 @@ func TestSIGTERMDrainsAndRecordsOffsets(t *testing.T) {
 	}
 	defer store.Close()
 	for i, loc := range locs {
-		id := loc[strings.LastIndex(loc, "/")+1:]
+		id := testkit.UploadID(loc)
 		rec, err := store.Get(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
