@@ -60,7 +60,7 @@ type Data struct {
 	Metadata map[string]string `json:"metadata"`
 	Owner    string            `json:"owner"` // "" when no auth is configured
 	// Context is the application's context, a JSON object's exact bytes as
-	// the auth hook or the JWT gave it; empty is sent as null.
+	// the auth hook or the JWT gave it; empty (or null) is sent as null.
 	Context   json.RawMessage `json:"context"`
 	ParentID  string          `json:"parent_id"`
 	ClientIP  string          `json:"client_ip"`
@@ -116,6 +116,9 @@ func (e *Encoder) Subscribed(t string) bool { return e.subscribed[t] }
 func (e *Encoder) Encode(t string, at time.Time, d Data) (state.Event, error) {
 	if !KnownType(t) {
 		return state.Event{}, fmt.Errorf("webhook: %q is not an event type", t)
+	}
+	if string(d.Context) == "null" {
+		d.Context = nil
 	}
 	if len(d.Context) > 0 && !isJSONObject(d.Context) {
 		return state.Event{}, fmt.Errorf("webhook: the context of upload %s is not a JSON object", d.UploadID)
