@@ -274,7 +274,33 @@ type Config struct {
 	// LockLease is how long a Redis upload lock outlives a replica that
 	// died holding it; holders renew it while they work. Default 10s.
 	LockLease time.Duration
+
+	// WebhookURL is the receiver of the lifecycle webhooks, signed as the
+	// Standard Webhooks specification says: an absolute http(s) URL. Its
+	// user info and query are redacted in String. Default "": webhooks off.
+	WebhookURL string
+	// WebhookSecret is the secret webhooks are signed with: "whsec_" and the
+	// standard base64 of at least 24 bytes; several separated by spaces
+	// sign each delivery with every one, so a receiver can rotate. Required
+	// when WebhookURL is set. It never appears in errors, usage text or
+	// String. Default "".
+	WebhookSecret string
+	// WebhookEvents are the event types delivered, a subset of
+	// upload.created, upload.completed, upload.terminated, upload.expired
+	// and upload.failed, lowercase. Default all five.
+	WebhookEvents []string
+	// WebhookTimeout bounds one delivery, from dialling the receiver to the
+	// end of its answer. Must be > 0. Default 10s.
+	WebhookTimeout time.Duration
+	// WebhookMaxAge is how long an event is retried: once its next attempt
+	// would come later than this after the event, it is given up, logged
+	// with its id and counted. Must be > 0. Default 72h: a receiver down
+	// over a long weekend still gets everything.
+	WebhookMaxAge time.Duration
 }
+
+// WebhooksEnabled reports whether lifecycle webhooks are delivered.
+func (c *Config) WebhooksEnabled() bool { return c.WebhookURL != "" }
 
 // The values of ClientIPHeader.
 const (

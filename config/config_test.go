@@ -20,6 +20,13 @@ import (
 
 const secretToken = "tok-7d0b4c2a-SECRET-91ee"
 
+// webhookSecret and webhookSecret2 are Standard Webhooks secrets: whsec_
+// and the base64 of 32 bytes.
+const (
+	webhookSecret  = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	webhookSecret2 = "whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+)
+
 // jwtSecret is long enough for HS256; secretToken is not.
 const jwtSecret = "jwt-5f1c9a7e-SECRET-0b3d44e2a9c17f68"
 
@@ -97,6 +104,9 @@ func TestDefaults(t *testing.T) {
 				MetricsUploadIdle:   10 * time.Minute,
 				RedisPrefix:         "tusproxy:",
 				LockLease:           10 * time.Second,
+				WebhookEvents:       []string{"upload.created", "upload.completed", "upload.terminated", "upload.expired", "upload.failed"},
+				WebhookTimeout:      10 * time.Second,
+				WebhookMaxAge:       72 * time.Hour,
 			},
 		},
 		{
@@ -137,6 +147,9 @@ func TestDefaults(t *testing.T) {
 				MetricsUploadIdle:   10 * time.Minute,
 				RedisPrefix:         "tusproxy:",
 				LockLease:           10 * time.Second,
+				WebhookEvents:       []string{"upload.created", "upload.completed", "upload.terminated", "upload.expired", "upload.failed"},
+				WebhookTimeout:      10 * time.Second,
+				WebhookMaxAge:       72 * time.Hour,
 			},
 		},
 		{
@@ -259,6 +272,11 @@ var everySetting = []struct{ flag, env, value string }{
 	{"pprof", "TUSPROXY_PPROF", "true"},
 	{"redis-prefix", "TUSPROXY_REDIS_PREFIX", "staging:tus:"},
 	{"lock-lease", "TUSPROXY_LOCK_LEASE", "20s"},
+	{"webhook-url", "TUSPROXY_WEBHOOK_URL", "https://hooks.example.com/tus?key=k"},
+	{"webhook-secret", "TUSPROXY_WEBHOOK_SECRET", webhookSecret + " " + webhookSecret2},
+	{"webhook-events", "TUSPROXY_WEBHOOK_EVENTS", "upload.completed, Upload.Failed"},
+	{"webhook-timeout", "TUSPROXY_WEBHOOK_TIMEOUT", "3s"},
+	{"webhook-max-age", "TUSPROXY_WEBHOOK_MAX_AGE", "24h"},
 }
 
 // otherSettings are proxy settings that cannot join everySetting because
@@ -319,6 +337,11 @@ var everySettingWant = config.Config{
 	Pprof:               true,
 	RedisPrefix:         "staging:tus:",
 	LockLease:           20 * time.Second,
+	WebhookURL:          "https://hooks.example.com/tus?key=k",
+	WebhookSecret:       webhookSecret + " " + webhookSecret2,
+	WebhookEvents:       []string{"upload.completed", "upload.failed"},
+	WebhookTimeout:      3 * time.Second,
+	WebhookMaxAge:       24 * time.Hour,
 }
 
 func TestEverySettingByFlagAndByEnv(t *testing.T) {
@@ -526,6 +549,14 @@ var badValues = []struct {
 	flag, env, value string
 	want             string // the whole problem line
 }{
+	{"webhook-secret", "TUSPROXY_WEBHOOK_SECRET", "whsec_c2hvcnQ=",
+		"-webhook-secret (TUSPROXY_WEBHOOK_SECRET): the secret holds fewer than 24 bytes; use 24 to 64 random bytes (openssl rand -base64 32)"},
+	{"webhook-events", "TUSPROXY_WEBHOOK_EVENTS", "upload.created,upload.finished",
+		`-webhook-events (TUSPROXY_WEBHOOK_EVENTS): "upload.finished" is not an event (use upload.created, upload.completed, upload.terminated, upload.expired, upload.failed)`},
+	{"webhook-timeout", "TUSPROXY_WEBHOOK_TIMEOUT", "0",
+		"-webhook-timeout (TUSPROXY_WEBHOOK_TIMEOUT): is 0s; must be more than 0"},
+	{"webhook-max-age", "TUSPROXY_WEBHOOK_MAX_AGE", "-1h",
+		"-webhook-max-age (TUSPROXY_WEBHOOK_MAX_AGE): is -1h0m0s; must be more than 0"},
 	{"kinescope-api-token", "KINESCOPE_API_TOKEN", "tok en " + secretToken,
 		"-kinescope-api-token (KINESCOPE_API_TOKEN): contains spaces, control or non-ASCII characters, which cannot be sent in an HTTP header"},
 	{"kinescope-init-url", "KINESCOPE_INIT_URL", "ftp://x/init?key=" + secretToken,
@@ -1236,6 +1267,71 @@ func TestSlowClientLimitsOnByDefault(t *testing.T) {
 		}
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: defaults do not validate: %v", cmd, err)
+		}
+	}
+}
+
+// TestWebhookSettings: webhooks are off by default; a URL needs a secret;
+// the URL must be absolute http(s); the secret never shows.
+func TestWebhookSettings(t *testing.T) {
+	c, err := config.Load(config.CommandServe, nil, envOf(serveEnv()), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WebhooksEnabled() {
+		t.Error("webhooks are on by default")
+	}
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"a URL without a secret", map[string]string{"TUSPROXY_WEBHOOK_URL": "https://hooks.example.com/tus"}, []string{
+			"-webhook-secret (TUSPROXY_WEBHOOK_SECRET): is required with -webhook-url (TUSPROXY_WEBHOOK_URL): receivers verify every delivery with it (make one with: echo whsec_$(openssl rand -base64 32))"}},
+		{"a relative URL", map[string]string{"TUSPROXY_WEBHOOK_URL": "hooks.example.com/tus?key=" + secretToken, "TUSPROXY_WEBHOOK_SECRET": webhookSecret}, []string{
+			"-webhook-url (TUSPROXY_WEBHOOK_URL): must be an absolute http:// or https:// URL"}},
+		{"an ftp URL", map[string]string{"TUSPROXY_WEBHOOK_URL": "ftp://hooks.example.com/", "TUSPROXY_WEBHOOK_SECRET": webhookSecret}, []string{
+			"-webhook-url (TUSPROXY_WEBHOOK_URL): must be an absolute http:// or https:// URL"}},
+		{"plain http and several secrets", map[string]string{"TUSPROXY_WEBHOOK_URL": "http://10.0.0.5:3000/hooks", "TUSPROXY_WEBHOOK_SECRET": webhookSecret + "  " + webhookSecret2}, nil},
+		{"a secret alone is kept for later", map[string]string{"TUSPROXY_WEBHOOK_SECRET": webhookSecret}, nil},
+	}
+	for _, tt := range tests {
+		env := serveEnv()
+		for k, v := range tt.env {
+			env[k] = v
+		}
+		lines := problemLines(loadErr(config.CommandServe, nil, env))
+		if !reflect.DeepEqual(lines, tt.want) {
+			t.Errorf("%s: problems %q, want %q", tt.name, lines, tt.want)
+		}
+		for _, line := range lines {
+			if strings.Contains(line, secretToken) || strings.Contains(line, "MDEyMzQ1") {
+				t.Errorf("%s: a problem quotes a secret: %s", tt.name, line)
+			}
+		}
+	}
+
+	env := serveEnv()
+	env["TUSPROXY_WEBHOOK_URL"] = "https://hook:" + secretToken + "@hooks.example.com/tus?key=" + secretToken
+	env["TUSPROXY_WEBHOOK_SECRET"] = webhookSecret
+	c, err = config.Load(config.CommandDev, nil, envOf(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.WebhooksEnabled() {
+		t.Error("dev with a webhook URL: webhooks off")
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "config", c)
+	for _, shown := range []string{c.String(), logged.String()} {
+		if strings.Contains(shown, "MDEyMzQ1") || strings.Contains(shown, secretToken) {
+			t.Errorf("the summary shows the webhook secret or URL credentials: %s", shown)
+		}
+		for _, want := range []string{"webhook-secret=(set)", "webhook-url=https://redacted@hooks.example.com/tus?redacted", "webhook-max-age=72h0m0s"} {
+			if !strings.Contains(shown, want) {
+				t.Errorf("summary lacks %s: %s", want, shown)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"github.com/kinescope-tools/tusproxy/internal/faultspec"
+	"github.com/kinescope-tools/tusproxy/proxy/webhook"
 
 	"errors"
 	"fmt"
@@ -76,6 +77,11 @@ var (
 	namePprof             = name{"pprof", "TUSPROXY_PPROF"}
 	nameRedisPrefix       = name{"redis-prefix", "TUSPROXY_REDIS_PREFIX"}
 	nameLockLease         = name{"lock-lease", "TUSPROXY_LOCK_LEASE"}
+	nameWebhookURL        = name{"webhook-url", "TUSPROXY_WEBHOOK_URL"}
+	nameWebhookSecret     = name{"webhook-secret", "TUSPROXY_WEBHOOK_SECRET"}
+	nameWebhookEvents     = name{"webhook-events", "TUSPROXY_WEBHOOK_EVENTS"}
+	nameWebhookTimeout    = name{"webhook-timeout", "TUSPROXY_WEBHOOK_TIMEOUT"}
+	nameWebhookMaxAge     = name{"webhook-max-age", "TUSPROXY_WEBHOOK_MAX_AGE"}
 )
 
 // Which commands use a setting.
@@ -574,6 +580,38 @@ var allSettings = []*setting{
 	},
 	durationSetting(nameLockLease, forProxy, "with a Redis store: how long an upload's lock outlives a replica that died holding it", "10s",
 		func(c *Config) *time.Duration { return &c.LockLease }),
+	{
+		name: nameWebhookURL, arg: "url", used: forProxy,
+		help:     "receiver of the signed lifecycle webhooks (Standard Webhooks), absolute http or https; empty = off",
+		defaults: always(""),
+		note:     always("none: webhooks off"),
+		parse:    func(c *Config, raw string) []string { c.WebhookURL = raw; return nil },
+		show:     func(c *Config) string { return redactURL(c.WebhookURL) },
+	},
+	{
+		name: nameWebhookSecret, arg: "secrets", used: forProxy,
+		help: "secret that signs webhooks: whsec_ and the base64 of at least 24 random bytes; " +
+			"several separated by spaces sign with each (to rotate). Required with -webhook-url",
+		defaults: always(""),
+		note:     always("none"),
+		parse:    func(c *Config, raw string) []string { c.WebhookSecret = raw; return nil },
+		show:     func(c *Config) string { return secretState(c.WebhookSecret) },
+	},
+	{
+		name: nameWebhookEvents, arg: "list", used: forProxy,
+		help:     "comma-separated webhook events to deliver: " + strings.Join(webhook.Types, ", "),
+		defaults: always(strings.Join(webhook.Types, ",")),
+		note:     always("all of them"),
+		parse: func(c *Config, raw string) []string {
+			c.WebhookEvents = splitList(strings.ToLower(raw))
+			return nil
+		},
+		show: func(c *Config) string { return strings.Join(c.WebhookEvents, ",") },
+	},
+	durationSetting(nameWebhookTimeout, forProxy, "timeout of one webhook delivery (a POST and its answer)", "10s",
+		func(c *Config) *time.Duration { return &c.WebhookTimeout }),
+	durationSetting(nameWebhookMaxAge, forProxy, "how long a webhook event is retried before it is given up (logged and counted)", "72h",
+		func(c *Config) *time.Duration { return &c.WebhookMaxAge }),
 }
 
 func durationSetting(n name, used int, help, def string, field func(*Config) *time.Duration) *setting {

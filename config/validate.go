@@ -14,6 +14,7 @@ import (
 	"github.com/kinescope-tools/tusproxy/internal/safetext"
 	"github.com/kinescope-tools/tusproxy/internal/storespec"
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
+	"github.com/kinescope-tools/tusproxy/proxy/webhook"
 )
 
 // minUpstreamChunkSize keeps chunks large enough that per-request overhead
@@ -98,6 +99,40 @@ func (c *Config) proxyProblems(add func(name, string, ...any)) {
 	}
 	if c.LockLease < time.Second || c.LockLease > 5*time.Minute {
 		add(nameLockLease, "is %s; must be from 1s to 5m", c.LockLease)
+	}
+	c.webhookProblems(add)
+}
+
+// webhookProblems checks the lifecycle webhooks' receiver, secrets, events
+// and timings.
+func (c *Config) webhookProblems(add func(name, string, ...any)) {
+	if c.WebhookURL != "" && !isAbsoluteHTTP(c.WebhookURL) {
+		// Not quoted: the URL may carry a key in its query.
+		add(nameWebhookURL, "must be an absolute http:// or https:// URL")
+	}
+	switch {
+	case c.WebhookURL != "" && strings.TrimSpace(c.WebhookSecret) == "":
+		add(nameWebhookSecret, "is required with %s: receivers verify every delivery with it "+
+			"(make one with: echo whsec_$(openssl rand -base64 32))", nameWebhookURL)
+	case c.WebhookSecret != "":
+		// ParseSecrets never quotes a secret, nor says how long it is.
+		if _, err := webhook.ParseSecrets(c.WebhookSecret); err != nil {
+			add(nameWebhookSecret, "%s", err)
+		}
+	}
+	if len(c.WebhookEvents) == 0 {
+		add(nameWebhookEvents, "names no event (name some of %s, or leave it unset for all)", strings.Join(webhook.Types, ", "))
+	}
+	for _, event := range c.WebhookEvents {
+		if !webhook.KnownType(event) {
+			add(nameWebhookEvents, "%q is not an event (use %s)", event, strings.Join(webhook.Types, ", "))
+		}
+	}
+	if c.WebhookTimeout <= 0 {
+		add(nameWebhookTimeout, "is %s; must be more than 0", c.WebhookTimeout)
+	}
+	if c.WebhookMaxAge <= 0 {
+		add(nameWebhookMaxAge, "is %s; must be more than 0", c.WebhookMaxAge)
 	}
 }
 
