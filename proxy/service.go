@@ -17,6 +17,7 @@ import (
 	"github.com/kinescope-tools/tusproxy/proxy/kinescope"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 	"github.com/kinescope-tools/tusproxy/proxy/upload"
+	"github.com/kinescope-tools/tusproxy/proxy/webhook"
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
@@ -54,6 +55,7 @@ type Service struct {
 	streams   *streams
 	site      fs.FS // nil: no pages
 	metrics   *metrics
+	webhooks  *webhookMetrics
 	handler   http.Handler
 
 	draining atomic.Bool // a shutdown began: /readyz answers 503
@@ -89,6 +91,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(reg, newUploadSeries(cfg.MetricsMaxUploads, cfg.MetricsUploadGrace, cfg.MetricsUploadIdle, s.now), s.streams)
+	s.webhooks = newWebhookMetrics(reg, s.now)
 	clients, err := newClients(cfg, deps.HTTP)
 	if err != nil {
 		return nil, err
@@ -160,6 +163,10 @@ func newClients(cfg *config.Config, test *http.Client) (clients, error) {
 	c.hook = &http.Client{Transport: hookTransport, CheckRedirect: noRedirects}
 	return c, nil
 }
+
+// WebhookMetrics is where a webhook.Dispatcher reports, so its metrics are
+// on the service's registry beside the others.
+func (s *Service) WebhookMetrics() webhook.Metrics { return s.webhooks }
 
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
