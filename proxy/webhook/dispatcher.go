@@ -459,13 +459,14 @@ func (d *Dispatcher) post(ev state.Event) attempt {
 	// Standard Webhooks verifiers refuse a timestamp more than five minutes
 	// off their clock, so every attempt is signed anew with its own.
 	timestamp := d.now()
-	// Set as the spec writes them (lowercase); header names are
-	// case-insensitive, and HTTP/2 sends them lowercase anyway.
-	req.Header["content-type"] = []string{"application/json"}
-	req.Header["user-agent"] = []string{"tusproxy-webhook"}
-	req.Header[HeaderID] = []string{ev.ID}
-	req.Header[HeaderTimestamp] = []string{strconv.FormatInt(timestamp.Unix(), 10)}
-	req.Header[HeaderSignature] = []string{d.signer.Sign(ev.ID, timestamp, ev.Body)}
+	// Header names are case-insensitive (RFC 9110 §5.1): Go sends them
+	// canonical (Webhook-Id) over HTTP/1.1 and lowercase over HTTP/2, and
+	// the published verifiers look them up either way.
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "tusproxy-webhook")
+	req.Header.Set(HeaderID, ev.ID)
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(timestamp.Unix(), 10))
+	req.Header.Set(HeaderSignature, d.signer.Sign(ev.ID, timestamp, ev.Body))
 
 	resp, err := d.client.Do(req)
 	if err != nil {

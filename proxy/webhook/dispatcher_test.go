@@ -117,6 +117,9 @@ func TestEveryTypeDeliveredSigned(t *testing.T) {
 		if ct := d.header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("%s: Content-Type %q", ev.Type, ct)
 		}
+		if ua := d.header.Values("User-Agent"); len(ua) != 1 || ua[0] != "tusproxy-webhook" {
+			t.Errorf("%s: User-Agent %q", ev.Type, ua)
+		}
 		ts, err := strconv.ParseInt(d.header.Get(webhook.HeaderTimestamp), 10, 64)
 		if err != nil || time.Since(time.Unix(ts, 0)).Abs() > time.Minute {
 			t.Errorf("%s: webhook-timestamp %q is not the Unix seconds of now", ev.Type, d.header.Get(webhook.HeaderTimestamp))
