@@ -191,7 +191,7 @@ func (b *Bolt) Create(ctx context.Context, rec Record, opts ...WriteOption) erro
 		}
 		return b.wrap("create", rec.ID, err)
 	}
-	if err := b.stageEventsLocked(collectOptions(opts), rec.ID, Record{}, rec); err != nil {
+	if _, err := b.stageEventsLocked(collectOptions(opts), rec.ID, Record{}, rec); err != nil {
 		b.mu.Unlock()
 		return err
 	}
@@ -266,12 +266,15 @@ func (b *Bolt) Update(ctx context.Context, id string, fn func(*Record) error, op
 		b.mu.Unlock()
 		return Record{}, err
 	}
-	o := collectOptions(opts)
-	if err := b.stageEventsLocked(o, id, old, rec); err != nil {
+	// An update that stores an event is not deferred: the event must be
+	// as durable as Update's return says. One whose events func finds
+	// nothing to say (most of a PATCH's progress) still is.
+	events, err := b.stageEventsLocked(collectOptions(opts), id, old, rec)
+	if err != nil {
 		b.mu.Unlock()
 		return Record{}, err
 	}
-	wait := !onlyOffsetChanged(old, rec) || o.any()
+	wait := !onlyOffsetChanged(old, rec) || events > 0
 	committed := b.stageLocked(id, &stagedRecord{rec: rec, value: value}, wait)
 	b.mu.Unlock()
 	if !wait {
@@ -307,7 +310,7 @@ func (b *Bolt) Delete(ctx context.Context, id string, opts ...WriteOption) error
 		// decode.
 		old, err := b.currentLocked(id)
 		if err == nil {
-			err = b.stageEventsLocked(o, id, old, Record{})
+			_, err = b.stageEventsLocked(o, id, old, Record{})
 		}
 		if err != nil {
 			b.mu.Unlock()

@@ -65,13 +65,13 @@ const (
 var heldForCommit = time.Unix(1<<62, 0)
 
 // stageEventsLocked stages the events of a record write, for the commit
-// that writes the record.
-func (b *Bolt) stageEventsLocked(o writeOptions, id string, before, after Record) error {
+// that writes the record, and returns how many there are.
+func (b *Bolt) stageEventsLocked(o writeOptions, id string, before, after Record) (int, error) {
 	events, err := o.events(id, before, after)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return b.stageEventListLocked(events)
+	return len(events), b.stageEventListLocked(events)
 }
 
 // stageEventListLocked checks and encodes every event, then stages them all,
