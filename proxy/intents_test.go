@@ -28,11 +28,11 @@ type cutStore struct {
 	dead atomic.Bool
 }
 
-func (c *cutStore) Create(ctx context.Context, rec state.Record) error {
+func (c *cutStore) Create(ctx context.Context, rec state.Record, opts ...state.WriteOption) error {
 	if c.cut.Load() {
 		return errStoreDown
 	}
-	return c.Store.Create(ctx, rec)
+	return c.Store.Create(ctx, rec, opts...)
 }
 
 func (c *cutStore) SetIntentVideo(ctx context.Context, id, videoID string) error {

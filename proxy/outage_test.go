@@ -23,11 +23,11 @@ type flakyStore struct {
 
 var errStoreDown = errors.New("dial tcp 10.0.0.7:6379: connect: connection refused")
 
-func (f *flakyStore) Create(ctx context.Context, rec state.Record) error {
+func (f *flakyStore) Create(ctx context.Context, rec state.Record, opts ...state.WriteOption) error {
 	if f.down.Load() {
 		return errStoreDown
 	}
-	return f.Store.Create(ctx, rec)
+	return f.Store.Create(ctx, rec, opts...)
 }
 
 func (f *flakyStore) Get(ctx context.Context, id string) (state.Record, error) {
@@ -37,18 +37,18 @@ func (f *flakyStore) Get(ctx context.Context, id string) (state.Record, error) {
 	return f.Store.Get(ctx, id)
 }
 
-func (f *flakyStore) Update(ctx context.Context, id string, fn func(*state.Record) error) (state.Record, error) {
+func (f *flakyStore) Update(ctx context.Context, id string, fn func(*state.Record) error, opts ...state.WriteOption) (state.Record, error) {
 	if f.down.Load() {
 		return state.Record{}, errStoreDown
 	}
-	return f.Store.Update(ctx, id, fn)
+	return f.Store.Update(ctx, id, fn, opts...)
 }
 
-func (f *flakyStore) Delete(ctx context.Context, id string) error {
+func (f *flakyStore) Delete(ctx context.Context, id string, opts ...state.WriteOption) error {
 	if f.down.Load() {
 		return errStoreDown
 	}
-	return f.Store.Delete(ctx, id)
+	return f.Store.Delete(ctx, id, opts...)
 }
 
 func (f *flakyStore) Ping(ctx context.Context) error {
@@ -129,13 +129,13 @@ type aheadStore struct {
 	ahead atomic.Int64 // when > 0, the offset written before the next Update
 }
 
-func (a *aheadStore) Update(ctx context.Context, id string, fn func(*state.Record) error) (state.Record, error) {
+func (a *aheadStore) Update(ctx context.Context, id string, fn func(*state.Record) error, opts ...state.WriteOption) (state.Record, error) {
 	if off := a.ahead.Swap(0); off > 0 {
 		if _, err := a.Store.Update(ctx, id, func(r *state.Record) error { r.Offset = off; return nil }); err != nil {
 			return state.Record{}, err
 		}
 	}
-	return a.Store.Update(ctx, id, fn)
+	return a.Store.Update(ctx, id, fn, opts...)
 }
 
 // TestRecordNeverMovesBack: a PATCH that records its offset after the

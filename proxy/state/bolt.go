@@ -44,6 +44,7 @@ var (
 	// intentIndexBucket indexes the intents by CreatedAt, as expiryBucket
 	// does the records: keys are expiryKey(CreatedAt, ID).
 	intentIndexBucket = []byte("intents_by_created_at")
+	// The outbox's buckets are described in bolt_outbox.go.
 )
 
 // Bolt is a Store kept in a bbolt file: the embedded default, which survives
@@ -92,6 +93,14 @@ type Bolt struct {
 	// makes Create's removal of its intent atomic with the record.
 	intentOverlay map[string]*stagedIntent
 	intentDirty   map[string]struct{}
+
+	// outboxOps are the outbox changes staged for the next commit, in the
+	// order they were made (an upload's events are stored in that order);
+	// leases are the claims on events, held in memory only (see
+	// bolt_outbox.go); pending counts the events in the file.
+	outboxOps []outboxOp
+	leases    map[string]time.Time
+	pending   int
 }
 
 // stagedRecord is a record's newest state, not yet in the file.
@@ -126,7 +135,7 @@ func OpenBolt(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("state: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{uploadsBucket, expiryBucket, intentsBucket, intentIndexBucket} {
+		for _, name := range append([][]byte{uploadsBucket, expiryBucket, intentsBucket, intentIndexBucket}, outboxBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -137,12 +146,19 @@ func OpenBolt(path string) (*Bolt, error) {
 		_ = db.Close() // the bucket error is the one worth reporting
 		return nil, fmt.Errorf("state: prepare %s: %w", path, err)
 	}
+	pending, err := countEvents(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("state: read the outbox of %s: %w", path, err)
+	}
 	b := &Bolt{
 		db:            db,
 		overlay:       make(map[string]*stagedRecord),
 		dirty:         make(map[string]struct{}),
 		intentOverlay: make(map[string]*stagedIntent),
 		intentDirty:   make(map[string]struct{}),
+		leases:        make(map[string]time.Time),
+		pending:       pending,
 		stopped:       make(chan struct{}),
 	}
 	b.cond = sync.NewCond(&b.mu)
@@ -151,7 +167,7 @@ func OpenBolt(path string) (*Bolt, error) {
 }
 
 // Create implements Store.
-func (b *Bolt) Create(ctx context.Context, rec Record) error {
+func (b *Bolt) Create(ctx context.Context, rec Record, opts ...WriteOption) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -174,6 +190,10 @@ func (b *Bolt) Create(ctx context.Context, rec Record) error {
 			return ErrExists
 		}
 		return b.wrap("create", rec.ID, err)
+	}
+	if _, err := b.stageEventsLocked(collectOptions(opts), rec.ID, Record{}, rec); err != nil {
+		b.mu.Unlock()
+		return err
 	}
 	// Staged under the same lock as the record, so the same commit writes
 	// both; removing an intent that does not exist costs one lookup.
@@ -213,9 +233,9 @@ func (b *Bolt) Get(ctx context.Context, id string) (Record, error) {
 
 // Update implements Store. fn runs under the store's lock, which every write
 // takes: that is the atomicity. An update that changes only Offset,
-// OffsetUncertain and UpdatedAt is committed later (see Bolt); any other
-// waits for its commit.
-func (b *Bolt) Update(ctx context.Context, id string, fn func(*Record) error) (Record, error) {
+// OffsetUncertain and UpdatedAt, and carries no event, is committed later
+// (see Bolt); any other waits for its commit.
+func (b *Bolt) Update(ctx context.Context, id string, fn func(*Record) error, opts ...WriteOption) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
@@ -246,7 +266,15 @@ func (b *Bolt) Update(ctx context.Context, id string, fn func(*Record) error) (R
 		b.mu.Unlock()
 		return Record{}, err
 	}
-	wait := !onlyOffsetChanged(old, rec)
+	// An update that stores an event is not deferred: the event must be
+	// as durable as Update's return says. One whose events func finds
+	// nothing to say (most of a PATCH's progress) still is.
+	events, err := b.stageEventsLocked(collectOptions(opts), id, old, rec)
+	if err != nil {
+		b.mu.Unlock()
+		return Record{}, err
+	}
+	wait := !onlyOffsetChanged(old, rec) || events > 0
 	committed := b.stageLocked(id, &stagedRecord{rec: rec, value: value}, wait)
 	b.mu.Unlock()
 	if !wait {
@@ -267,7 +295,7 @@ func onlyOffsetChanged(old, next Record) bool {
 }
 
 // Delete implements Store.
-func (b *Bolt) Delete(ctx context.Context, id string) error {
+func (b *Bolt) Delete(ctx context.Context, id string, opts ...WriteOption) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -275,6 +303,23 @@ func (b *Bolt) Delete(ctx context.Context, id string) error {
 	if b.closing {
 		b.mu.Unlock()
 		return b.wrap("delete", id, ErrClosed)
+	}
+	if o := collectOptions(opts); o.any() {
+		// The events are computed from the record, so it must be read:
+		// unlike a plain Delete, this one fails on a record it cannot
+		// decode.
+		old, err := b.currentLocked(id)
+		if err == nil {
+			_, err = b.stageEventsLocked(o, id, old, Record{})
+		}
+		if err != nil {
+			b.mu.Unlock()
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return b.wrap("delete", id, err)
+		}
+		return b.commitDelete(id)
 	}
 	// A record staged as deleted is deleted again: this caller too returns
 	// once the deletion is in the file.
@@ -295,6 +340,12 @@ func (b *Bolt) Delete(ctx context.Context, id string) error {
 			return nil
 		}
 	}
+	return b.commitDelete(id)
+}
+
+// commitDelete stages the deletion of the record and waits for its commit;
+// the caller holds b.mu, which it releases.
+func (b *Bolt) commitDelete(id string) error {
 	committed := b.stageLocked(id, &stagedRecord{rec: Record{ID: id}, deleted: true}, true)
 	b.mu.Unlock()
 	if err := <-committed; err != nil {
@@ -306,12 +357,16 @@ func (b *Bolt) Delete(ctx context.Context, id string) error {
 // Sweep implements Store. It walks the expiry index from the oldest entry, so
 // one call costs time in proportion to limit, not to the number of records;
 // records staged in the overlay are judged by their newest state.
-func (b *Bolt) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record, error) {
+func (b *Bolt) Sweep(ctx context.Context, cutoff time.Time, limit int, opts ...WriteOption) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if limit < 1 {
 		return nil, errBadLimit
+	}
+	o := collectOptions(opts)
+	if len(o.fixed) > 0 {
+		return nil, errFixedSweepEvents
 	}
 	b.mu.Lock()
 	if b.closing {
@@ -367,6 +422,20 @@ func (b *Bolt) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record
 	if len(swept) == 0 && len(orphans) == 0 {
 		b.mu.Unlock()
 		return nil, nil
+	}
+	// Every record's events first: an error must leave nothing staged.
+	var events []Event
+	for _, rec := range swept {
+		more, err := o.events(rec.ID, rec, Record{})
+		if err != nil {
+			b.mu.Unlock()
+			return nil, err
+		}
+		events = append(events, more...)
+	}
+	if err := b.stageEventListLocked(events); err != nil {
+		b.mu.Unlock()
+		return nil, b.wrap("sweep", "", err)
 	}
 	b.orphans = append(b.orphans, orphans...)
 	for _, rec := range swept {
@@ -706,7 +775,8 @@ func (b *Bolt) commitLoop() {
 		for len(b.waiters) == 0 && !b.due && !b.closing {
 			b.cond.Wait()
 		}
-		if b.closing && len(b.waiters) == 0 && len(b.dirty) == 0 && len(b.intentDirty) == 0 && len(b.orphans) == 0 {
+		if b.closing && len(b.waiters) == 0 && len(b.dirty) == 0 && len(b.intentDirty) == 0 && len(b.orphans) == 0 &&
+			len(b.outboxOps) == 0 {
 			if b.timer != nil {
 				b.timer.Stop()
 				b.timer = nil
@@ -721,8 +791,8 @@ func (b *Bolt) commitLoop() {
 		for id := range b.intentDirty {
 			intentChanges = append(intentChanges, stagedIntentChange{id, b.intentOverlay[id]})
 		}
-		orphans, waiters := b.orphans, b.waiters
-		b.dirty, b.orphans, b.waiters, b.due = make(map[string]struct{}), nil, nil, false
+		orphans, waiters, ops := b.orphans, b.waiters, b.outboxOps
+		b.dirty, b.orphans, b.waiters, b.due, b.outboxOps = make(map[string]struct{}), nil, nil, false, nil
 		if len(intentChanges) > 0 {
 			b.intentDirty = make(map[string]struct{})
 		}
@@ -732,9 +802,12 @@ func (b *Bolt) commitLoop() {
 		}
 		b.mu.Unlock()
 
-		err := b.commit(changes, intentChanges, orphans)
+		added, err := b.commit(changes, intentChanges, orphans, ops)
 
 		b.mu.Lock()
+		if err == nil {
+			b.pending += added
+		}
 		for _, c := range changes {
 			// A change staged during the commit is newer: it stays.
 			if staged := b.overlay[c.id]; staged != nil && staged.seq == c.seq {
@@ -758,12 +831,15 @@ func (b *Bolt) commitLoop() {
 	}
 }
 
-// commit writes the changes in one bbolt transaction, fsynced.
-func (b *Bolt) commit(changes []stagedChange, intentChanges []stagedIntentChange, orphans [][]byte) error {
-	if len(changes) == 0 && len(intentChanges) == 0 && len(orphans) == 0 {
-		return nil
+// commit writes the changes in one bbolt transaction, fsynced. It returns
+// how many events the outbox gained (negative: lost).
+func (b *Bolt) commit(changes []stagedChange, intentChanges []stagedIntentChange, orphans [][]byte, ops []outboxOp) (int, error) {
+	if len(changes) == 0 && len(intentChanges) == 0 && len(orphans) == 0 && len(ops) == 0 {
+		return 0, nil
 	}
-	return b.db.Update(func(tx *bolt.Tx) error {
+	var added int
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		added = 0 // bbolt may not retry, but a value from a failed attempt must not count
 		uploads, expiry := buckets(tx)
 		for _, c := range changes {
 			key := []byte(c.id)
@@ -802,8 +878,14 @@ func (b *Bolt) commit(changes []stagedChange, intentChanges []stagedIntentChange
 				return err
 			}
 		}
-		return commitIntents(tx, intentChanges)
+		if err := commitIntents(tx, intentChanges); err != nil {
+			return err
+		}
+		var err error
+		added, err = commitOutbox(tx, ops)
+		return err
 	})
+	return added, err
 }
 
 // commitIntents writes the intent changes of a commit, keeping the intents'

@@ -185,3 +185,23 @@ func TestBoltConcurrentWriters(t *testing.T) {
 		t.Errorf("Sweep of everything = %d records, %v; want %d (the index matches the records)", len(swept), err, uploads-uploads/4)
 	}
 }
+
+// TestBoltUpdateWithoutEventStaysDeferred: the lifecycle passes an events
+// func to every offset update (upload.completed, when it applies); the
+// updates for which it returns nothing keep the deferred commit.
+func TestBoltUpdateWithoutEventStaysDeferred(t *testing.T) {
+	ctx := context.Background()
+	b := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
+	defer b.Close()
+	if err := b.Create(ctx, state.Record{ID: "up", Length: 1000, UpdatedAt: created}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	nothing := state.WithEventsFunc(func(before, after state.Record) ([]state.Event, error) { return nil, nil })
+	if _, err := b.Update(ctx, "up", func(r *state.Record) error { r.Offset = 10; return nil }, nothing); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	// Deferred by offsetFlushDelay; read at once, the file is behind.
+	if stored, err := b.Stored("up"); err != nil || stored.Offset != 0 {
+		t.Errorf("an offset update without event was committed at once: the file holds %+v, %v", stored, err)
+	}
+}

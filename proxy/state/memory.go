@@ -17,15 +17,22 @@ type Memory struct {
 	records map[string]Record
 	intents map[string]Intent
 	closed  bool
+
+	// The outbox: every pending event by id, and each upload's event ids
+	// in the order they were stored.
+	events   map[string]*memEvent
+	queues   map[string][]string
+	eventSeq uint64
 }
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{records: make(map[string]Record), intents: make(map[string]Intent)}
+	return &Memory{records: make(map[string]Record), intents: make(map[string]Intent),
+		events: make(map[string]*memEvent), queues: make(map[string][]string)}
 }
 
 // Create implements Store.
-func (m *Memory) Create(ctx context.Context, rec Record) error {
+func (m *Memory) Create(ctx context.Context, rec Record, opts ...WriteOption) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -39,6 +46,13 @@ func (m *Memory) Create(ctx context.Context, rec Record) error {
 	}
 	if _, ok := m.records[rec.ID]; ok {
 		return ErrExists
+	}
+	events, err := collectOptions(opts).events(rec.ID, Record{}, rec)
+	if err != nil {
+		return err
+	}
+	if err := m.appendEventsLocked(events); err != nil {
+		return err
 	}
 	m.records[rec.ID] = rec
 	delete(m.intents, rec.ID)
@@ -64,7 +78,7 @@ func (m *Memory) Get(ctx context.Context, id string) (Record, error) {
 
 // Update implements Store. fn runs under the store's lock, which is what
 // makes the read-modify-write atomic.
-func (m *Memory) Update(ctx context.Context, id string, fn func(*Record) error) (Record, error) {
+func (m *Memory) Update(ctx context.Context, id string, fn func(*Record) error, opts ...WriteOption) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
@@ -79,18 +93,26 @@ func (m *Memory) Update(ctx context.Context, id string, fn func(*Record) error) 
 	}
 	// fn works on a copy, so an error leaves the stored record untouched
 	// and a pointer kept by fn cannot reach the map.
+	before := rec
 	if err := fn(&rec); err != nil {
 		return Record{}, err
 	}
 	if rec.ID != id {
 		return Record{}, errIDChanged
 	}
+	events, err := collectOptions(opts).events(id, before, rec)
+	if err != nil {
+		return Record{}, err
+	}
+	if err := m.appendEventsLocked(events); err != nil {
+		return Record{}, err
+	}
 	m.records[id] = rec
 	return rec, nil
 }
 
 // Delete implements Store.
-func (m *Memory) Delete(ctx context.Context, id string) error {
+func (m *Memory) Delete(ctx context.Context, id string, opts ...WriteOption) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -99,18 +121,33 @@ func (m *Memory) Delete(ctx context.Context, id string) error {
 	if m.closed {
 		return ErrClosed
 	}
+	rec, ok := m.records[id]
+	if !ok {
+		return nil
+	}
+	events, err := collectOptions(opts).events(id, rec, Record{})
+	if err != nil {
+		return err
+	}
+	if err := m.appendEventsLocked(events); err != nil {
+		return err
+	}
 	delete(m.records, id)
 	return nil
 }
 
 // Sweep implements Store. It scans every record, which is fine for the
 // sizes a test or a dev server holds.
-func (m *Memory) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record, error) {
+func (m *Memory) Sweep(ctx context.Context, cutoff time.Time, limit int, opts ...WriteOption) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if limit < 1 {
 		return nil, errBadLimit
+	}
+	o := collectOptions(opts)
+	if len(o.fixed) > 0 {
+		return nil, errFixedSweepEvents
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -128,6 +165,19 @@ func (m *Memory) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Reco
 	})
 	if len(expired) > limit {
 		expired = expired[:limit]
+	}
+	// Every record's events are computed before anything changes, so an
+	// error leaves the store as it was.
+	var events []Event
+	for _, rec := range expired {
+		more, err := o.events(rec.ID, rec, Record{})
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, more...)
+	}
+	if err := m.appendEventsLocked(events); err != nil {
+		return nil, err
 	}
 	for _, rec := range expired {
 		delete(m.records, rec.ID)
@@ -235,6 +285,6 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.records, m.intents = nil, nil
+	m.records, m.intents, m.events, m.queues = nil, nil, nil, nil
 	return nil
 }

@@ -77,6 +77,8 @@ type RedisOptions struct {
 //	                                member, v = write version, video = the
 //	                                Kinescope video id once known
 //	P intents_by_created_at   sorted set like the uploads', by CreatedAt
+//	P event:<id>, P events:<upload id>, P events_ready,
+//	P events_by_created_at    the outbox (see redis_outbox.go)
 //
 // Intent keys get no key TTL: an intent is there to be reported, and the
 // sweeper of every replica removes it once it has been.
@@ -96,6 +98,7 @@ type RedisOptions struct {
 type Redis struct {
 	client *redis.Client
 	ttlMS  string // TTL in milliseconds, as the scripts take it; "0" for none
+	prefix string // P: the outbox scripts compute their keys from it
 
 	recordPrefix string // P + "upload:"
 	indexKey     string
@@ -134,6 +137,7 @@ func OpenRedis(ctx context.Context, rawURL string, opts RedisOptions) (*Redis, e
 	return &Redis{
 		client:       client,
 		ttlMS:        strconv.FormatInt(opts.TTL.Milliseconds(), 10),
+		prefix:       opts.Prefix,
 		recordPrefix: opts.Prefix + "upload:",
 		indexKey:     opts.Prefix + "uploads_by_updated_at",
 		intentPrefix: opts.Prefix + "intent:",
@@ -200,16 +204,19 @@ const (
 )
 
 // createScript stores a record unless its id is taken, and removes the
-// intent with the same id. It returns 1 when stored (or already stored by
-// this very call, retried after a lost reply: the version matches), 0 when
-// the id is taken.
+// intent with the same id, and appends the events it carries. It returns 1
+// when stored (or already stored by this very call, retried after a lost
+// reply: the version matches), 0 when the id is taken, 3 when an event id
+// is.
 //
 // KEYS: record key, index, intent key, intents' index. ARGV: JSON, index
-// member, version, TTL in ms.
-var createScript = redis.NewScript(`
+// member, version, TTL in ms, then the events (eventArgs).
+var createScript = redis.NewScript(outboxLua + `
 local version = redis.call('HGET', KEYS[1], 'v')
 if version == ARGV[3] then return 1 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if not eventsFree(ARGV[5], 6) then return 3 end
+appendEvents(ARGV[5], 6)
 redis.call('HSET', KEYS[1], 'r', ARGV[1], 'm', ARGV[2], 'v', ARGV[3])
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
@@ -273,23 +280,26 @@ end
 return out
 `)
 
-// Results of updateScript.
+// Results of updateScript and deleteVersionScript.
 const (
-	updateGone     = 0
-	updateStored   = 1
-	updateConflict = 2
+	updateGone        = 0
+	updateStored      = 1
+	updateConflict    = 2
+	updateEventExists = 3
 )
 
 // updateScript replaces a record if its version is still the one the caller
-// read, moving its index entry along.
+// read, moving its index entry along, and appends the events it carries.
 //
 // KEYS: record key, index. ARGV: version read, new version, JSON, index
-// member, TTL in ms.
-var updateScript = redis.NewScript(`
+// member, TTL in ms, then the events (eventArgs).
+var updateScript = redis.NewScript(outboxLua + `
 local current = redis.call('HMGET', KEYS[1], 'v', 'm')
 if not current[1] then return 0 end
 if current[1] == ARGV[2] then return 1 end
 if current[1] ~= ARGV[1] then return 2 end
+if not eventsFree(ARGV[6], 7) then return 3 end
+appendEvents(ARGV[6], 7)
 redis.call('HSET', KEYS[1], 'r', ARGV[3], 'm', ARGV[4], 'v', ARGV[2])
 if current[2] and current[2] ~= ARGV[4] then redis.call('ZREM', KEYS[2], current[2]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[4])
@@ -353,7 +363,7 @@ return out
 var recordStart = fmt.Sprintf(`{"format":%d,`, recordFormat)
 
 // Create implements Store.
-func (r *Redis) Create(ctx context.Context, rec Record) error {
+func (r *Redis) Create(ctx context.Context, rec Record, opts ...WriteOption) error {
 	if err := r.ready(ctx); err != nil {
 		return err
 	}
@@ -364,14 +374,21 @@ func (r *Redis) Create(ctx context.Context, rec Record) error {
 	if err != nil {
 		return err
 	}
+	events, err := collectOptions(opts).events(rec.ID, Record{}, rec)
+	if err != nil {
+		return err
+	}
 	keys := append(r.keys(rec.ID), r.intentKeys(rec.ID)...)
-	created, err := createScript.Run(ctx, r.client, keys,
-		value, indexMember(rec.UpdatedAt, rec.ID), newVersion(), r.ttlMS).Int64()
+	args := append([]any{value, indexMember(rec.UpdatedAt, rec.ID), newVersion(), r.ttlMS}, r.eventArgs(events)...)
+	created, err := createScript.Run(ctx, r.client, keys, args...).Int64()
 	if err != nil {
 		return r.wrap("create", rec.ID, err)
 	}
-	if created == 0 {
+	switch created {
+	case 0:
 		return ErrExists
+	case updateEventExists:
+		return ErrEventExists
 	}
 	return nil
 }
@@ -394,12 +411,13 @@ func (r *Redis) Get(ctx context.Context, id string) (Record, error) {
 // Update implements Store. It reads the record, runs fn, and stores the
 // result with a script that checks the record was not written in between;
 // when it was, Update reads it again and calls fn again.
-func (r *Redis) Update(ctx context.Context, id string, fn func(*Record) error) (Record, error) {
+func (r *Redis) Update(ctx context.Context, id string, fn func(*Record) error, opts ...WriteOption) (Record, error) {
 	if err := r.ready(ctx); err != nil {
 		return Record{}, err
 	}
 	key := r.recordPrefix + id
 	keys := r.keys(id)
+	o := collectOptions(opts)
 	for attempt := range updateAttempts {
 		if attempt > 0 {
 			if err := conflictPause(ctx, attempt); err != nil {
@@ -419,6 +437,7 @@ func (r *Redis) Update(ctx context.Context, id string, fn func(*Record) error) (
 		if err != nil {
 			return Record{}, err
 		}
+		before := rec
 		if err := fn(&rec); err != nil {
 			return Record{}, err // the contract: fn's error comes back unchanged
 		}
@@ -429,8 +448,12 @@ func (r *Redis) Update(ctx context.Context, id string, fn func(*Record) error) (
 		if err != nil {
 			return Record{}, err
 		}
-		result, err := updateScript.Run(ctx, r.client, keys,
-			version, newVersion(), newValue, indexMember(rec.UpdatedAt, id), r.ttlMS).Int64()
+		events, err := o.events(id, before, rec)
+		if err != nil {
+			return Record{}, err
+		}
+		args := append([]any{version, newVersion(), newValue, indexMember(rec.UpdatedAt, id), r.ttlMS}, r.eventArgs(events)...)
+		result, err := updateScript.Run(ctx, r.client, keys, args...).Int64()
 		if err != nil {
 			return Record{}, r.wrap("update", id, err)
 		}
@@ -439,6 +462,8 @@ func (r *Redis) Update(ctx context.Context, id string, fn func(*Record) error) (
 			return rec, nil
 		case updateGone:
 			return Record{}, ErrNotFound // deleted or swept since we read it
+		case updateEventExists:
+			return Record{}, ErrEventExists
 		}
 	}
 	return Record{}, fmt.Errorf("state: update %s: still conflicting after %d attempts", id, updateAttempts)
@@ -460,9 +485,12 @@ func conflictPause(ctx context.Context, attempt int) error {
 }
 
 // Delete implements Store.
-func (r *Redis) Delete(ctx context.Context, id string) error {
+func (r *Redis) Delete(ctx context.Context, id string, opts ...WriteOption) error {
 	if err := r.ready(ctx); err != nil {
 		return err
+	}
+	if o := collectOptions(opts); o.any() {
+		return r.deleteWithEvents(ctx, id, o)
 	}
 	if err := deleteScript.Run(ctx, r.client, r.keys(id)).Err(); err != nil {
 		return r.wrap("delete", id, err)
@@ -474,7 +502,7 @@ func (r *Redis) Delete(ctx context.Context, id string) error {
 // and deletes what it returns, so two replicas sweeping at once never return
 // the same record, and a record updated after the sweep began is either seen
 // with its new time or, if swept first, makes that Update return ErrNotFound.
-func (r *Redis) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record, error) {
+func (r *Redis) Sweep(ctx context.Context, cutoff time.Time, limit int, opts ...WriteOption) ([]Record, error) {
 	if err := r.ready(ctx); err != nil {
 		return nil, err
 	}
@@ -484,6 +512,12 @@ func (r *Redis) Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Recor
 	visits := limit
 	if limit <= math.MaxInt/sweepVisitFactor {
 		visits = sweepVisitFactor * limit
+	}
+	if o := collectOptions(opts); o.any() {
+		if len(o.fixed) > 0 {
+			return nil, errFixedSweepEvents
+		}
+		return r.sweepWithEvents(ctx, cutoff, limit, visits, o)
 	}
 	reply, err := sweepScript.Run(ctx, r.client, []string{r.indexKey},
 		"("+indexMember(cutoff, ""), limit, r.recordPrefix, indexTimeLen+1, recordStart, visits,

@@ -594,3 +594,87 @@ func TestRedisSilentServer(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisClaimersOnTwoReplicas: two stores on one prefix, as two
+// replicas, claiming at once from a backlog: each event goes to one of them.
+func TestRedisClaimersOnTwoReplicas(t *testing.T) {
+	ctx := context.Background()
+	a, b, _ := openRedisPair(t)
+	const uploads = 200
+	for i := range uploads {
+		id := fmt.Sprint("up-", i)
+		ev := state.Event{ID: "ev-" + id, Type: "upload.created", Body: []byte("{}"), CreatedAt: redisBase.Add(time.Duration(i) * time.Millisecond)}
+		if err := a.Create(ctx, state.Record{ID: id, UpdatedAt: redisBase}, state.WithEvents(ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	seen := make(map[string]int)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, s := range []*state.Redis{a, b, a, b} {
+		wg.Go(func() {
+			<-start
+			for {
+				got, err := s.ClaimEvents(ctx, redisBase.Add(time.Hour), time.Hour, 7)
+				if err != nil {
+					t.Errorf("ClaimEvents: %v", err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, ev := range got {
+					seen[ev.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(seen) != uploads {
+		t.Errorf("%d events claimed, want %d", len(seen), uploads)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s claimed %d times under one lease", id, n)
+		}
+	}
+	// Claimed is not delivered: all still pending until acked.
+	if n, _, err := b.OutboxStats(ctx); err != nil || n != uploads {
+		t.Errorf("OutboxStats = %d, %v; want %d", n, err, uploads)
+	}
+}
+
+// BenchmarkRedisClaimBacklog claims and acks from a backlog of pending
+// events: a claim's cost follows its limit, not the backlog.
+func BenchmarkRedisClaimBacklog(b *testing.B) {
+	ctx := context.Background()
+	s, err := state.OpenRedis(ctx, redistest.URL(b), state.RedisOptions{Prefix: redistest.Prefix(b)})
+	if err != nil {
+		b.Skip(err)
+	}
+	defer s.Close()
+	const backlog = 5000
+	for i := range backlog {
+		id := fmt.Sprint("up-", i)
+		ev := state.Event{ID: "ev-" + id, Body: []byte(`{"type":"upload.created"}`), CreatedAt: redisBase}
+		if err := s.Create(ctx, state.Record{ID: id, UpdatedAt: redisBase}, state.WithEvents(ev)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		got, err := s.ClaimEvents(ctx, redisBase.Add(time.Hour), time.Minute, 50)
+		if err != nil || len(got) == 0 {
+			b.Fatalf("ClaimEvents = %d, %v", len(got), err)
+		}
+		for _, ev := range got {
+			// Retried, not acked, so the backlog stays the same size.
+			if err := s.RetryEvent(ctx, ev.ID, redisBase); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

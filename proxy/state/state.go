@@ -111,7 +111,10 @@ type Store interface {
 	// intent with the same id if there is one: a crash leaves the intent or
 	// the record, never both. It returns ErrExists when the id is taken
 	// (the intent then stays) and an error when rec.ID is empty.
-	Create(ctx context.Context, rec Record) error
+	//
+	// Options add the events of the creation (upload.created) to the same
+	// write: WithEvents, or WithEventsFunc, whose before is the zero Record.
+	Create(ctx context.Context, rec Record, opts ...WriteOption) error
 	// Get returns the record with the id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Record, error)
 	// Update atomically reads the record, lets fn change it and stores the
@@ -123,15 +126,33 @@ type Store interface {
 	// retried optimistic transaction), so it must not have side effects
 	// outside the record. Update returns ErrNotFound, without calling fn,
 	// when the record does not exist.
-	Update(ctx context.Context, id string, fn func(*Record) error) (Record, error)
+	//
+	// Options add events to the write. WithEventsFunc computes them from
+	// the record before and after fn, in the same attempt (so an event such
+	// as upload.completed can depend on what this very update changed: the
+	// offset reaching the length), and may run as often as fn. An Update
+	// that carries events is durable when it returns (bbolt does not defer
+	// it, whatever it changed).
+	Update(ctx context.Context, id string, fn func(*Record) error, opts ...WriteOption) (Record, error)
 	// Delete removes the record. It is idempotent: deleting a missing
 	// record returns nil.
-	Delete(ctx context.Context, id string) error
+	//
+	// Options add events to the write (upload.terminated, upload.failed):
+	// they are stored only when this call removes the record, so an upload
+	// deleted twice, or swept meanwhile, gets one terminal event.
+	// WithEventsFunc gets the record as it was last stored as before.
+	Delete(ctx context.Context, id string, opts ...WriteOption) error
 	// Sweep deletes and returns up to limit records whose UpdatedAt is
 	// strictly before cutoff, oldest first. The limit bounds the work done
 	// in one call, so callers sweep repeatedly until fewer than limit
 	// records come back. A limit below 1 is an error.
-	Sweep(ctx context.Context, cutoff time.Time, limit int) ([]Record, error)
+	//
+	// WithEventsFunc runs once for each record swept (its before) and its
+	// events (upload.expired) are stored in the write that removes the
+	// record. WithEvents is an error here. With events, a store may return
+	// fewer than limit records while more are due (Redis skips a record
+	// written to while it was swept); the next sweep takes them.
+	Sweep(ctx context.Context, cutoff time.Time, limit int, opts ...WriteOption) ([]Record, error)
 	// CreateIntent durably stores an intent (it is there after a crash once
 	// CreateIntent returns). It returns ErrExists when an intent has the id
 	// and an error when in.ID is empty.
@@ -148,6 +169,9 @@ type Store interface {
 	// Two concurrent calls (two replicas) never return the same intent, so
 	// each is reported once. Records are not touched.
 	SweepIntents(ctx context.Context, cutoff time.Time, limit int) ([]Intent, error)
+	// Outbox holds the events the writes above carried until they are
+	// delivered.
+	Outbox
 	// Ping returns nil when the store answers; readiness checks use it.
 	Ping(ctx context.Context) error
 	// Close releases the store. Calling Close again returns nil.

@@ -345,3 +345,63 @@ func TestOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestBoltEventsSurviveReopen: the outbox is in the file: pending events,
+// their order, attempts and schedule come back after a restart, acked ones
+// do not, and leases end with the process that held them.
+func TestBoltEventsSurviveReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	b := openBolt(t, path)
+	ev := func(id, typ string) state.Event {
+		return state.Event{ID: id, UploadID: "up", Type: typ, Body: []byte(`{"id":"` + id + `"}`), CreatedAt: created}
+	}
+	if err := b.Create(ctx, state.Record{ID: "up", Length: 10, UpdatedAt: created}, state.WithEvents(ev("e1", "upload.created"))); err != nil {
+		t.Fatal(err)
+	}
+	// An offset-only update is deferred, but not one that carries an event.
+	if _, err := b.Update(ctx, "up", func(r *state.Record) error { r.Offset = 10; return nil }, state.WithEvents(ev("e2", "upload.completed"))); err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := b.Stored("up"); err != nil || stored.Offset != 10 {
+		t.Errorf("the update that carried an event is not in the file: %+v, %v", stored, err)
+	}
+	if err := b.Create(ctx, state.Record{ID: "gone", UpdatedAt: created}, state.WithEvents(state.Event{ID: "acked", CreatedAt: created})); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AckEvent(ctx, "acked"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ClaimEvents(ctx, created, time.Hour, 10)
+	if err != nil || len(got) != 1 || got[0].ID != "e1" {
+		t.Fatalf("ClaimEvents = %+v, %v", got, err)
+	}
+	next := created.Add(time.Minute)
+	if err := b.RetryEvent(ctx, "e1", next); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.ClaimEvents(ctx, next, time.Hour, 10); len(got) != 1 {
+		t.Fatalf("ClaimEvents after the retry = %+v", got)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = openBolt(t, path)
+	defer b.Close()
+	if n, oldest, err := b.OutboxStats(ctx); err != nil || n != 2 || !oldest.Equal(created) {
+		t.Errorf("OutboxStats after reopen = %d, %v, %v; want 2, %v", n, oldest, err, created)
+	}
+	// The lease of the closed store is gone: e1 is claimable at once.
+	got, err = b.ClaimEvents(ctx, next, time.Hour, 10)
+	if err != nil || len(got) != 1 || got[0].ID != "e1" || got[0].Attempts != 1 || !got[0].NextAt.Equal(next) ||
+		string(got[0].Body) != `{"id":"e1"}` {
+		t.Fatalf("ClaimEvents after reopen = %+v, %v; want e1 with its attempt and schedule", got, err)
+	}
+	if err := b.AckEvent(ctx, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.ClaimEvents(ctx, next, time.Hour, 10); err != nil || len(got) != 1 || got[0].ID != "e2" {
+		t.Errorf("ClaimEvents after the ack = %+v, %v; want e2", got, err)
+	}
+}

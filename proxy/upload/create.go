@@ -58,7 +58,7 @@ func (l *Lifecycle) Create(ctx context.Context, req CreateRequest) (Status, stri
 		Metadata: req.Metadata, Owner: req.Owner, CreatedAt: now, UpdatedAt: now}
 	created := l.event(Created, rec)
 	created.RequestID = up.RequestID
-	if err := l.store.Create(context.WithoutCancel(ctx), rec); err != nil {
+	if err := l.store.Create(context.WithoutCancel(ctx), rec, l.durable(Created, created.At)); err != nil {
 		l.log.Error("the Kinescope video is orphaned: its record could not be stored", slog.String("video_id", rec.VideoID),
 			slog.String("intent_id", rec.ID))
 		l.noteOrphan(ctx, rec.ID, rec.VideoID)

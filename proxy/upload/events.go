@@ -85,10 +85,28 @@ func (k EventKind) String() string {
 }
 
 // Durable reports whether the event is a lifecycle fact that a durable
-// subscriber must not miss. The seam for an outbox: such events are built
-// before the store write that causes them, so a store that can append them
-// to the same write needs no other change here (see publish).
+// subscriber must not miss. Those with a Type (all but Orphaned, which no
+// record write causes) are also stored in the outbox, through the
+// EventEncoder, by the store write that causes them (see durable.go).
 func (k EventKind) Durable() bool { return k >= Created && k <= Orphaned }
+
+// Type is the kind's name as a durable event (a webhook's type), "" for the
+// kinds that are not stored in the outbox.
+func (k EventKind) Type() string {
+	switch k {
+	case Created:
+		return "upload.created"
+	case Completed:
+		return "upload.completed"
+	case Terminated:
+		return "upload.terminated"
+	case Expired:
+		return "upload.expired"
+	case Lost:
+		return "upload.failed"
+	}
+	return ""
+}
 
 // Values of Event.Detail.
 const (

@@ -46,8 +46,9 @@ func (l *Lifecycle) Expire(ctx context.Context) {
 	cutoff := l.now().Add(-l.cfg.UploadTTL)
 	for {
 		// The store picks and deletes the records in one write, so the
-		// events are built from what it returns.
-		recs, err := l.store.Sweep(ctx, cutoff, sweepBatch)
+		// in-process events are built from what it returns, and the
+		// durable ones in that write, one per record.
+		recs, err := l.store.Sweep(ctx, cutoff, sweepBatch, l.durable(Expired, l.now()))
 		if err != nil {
 			if ctx.Err() == nil {
 				l.log.Error("sweeping expired uploads failed", slog.String("error", err.Error()))

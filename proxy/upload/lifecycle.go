@@ -8,8 +8,8 @@
 // errors of errors.go, and the HTTP adapter (package proxy) turns them into
 // tus answers. The interfaces it needs are declared here, where they are
 // used: Initializer (Kinescope's /v2/init), Upstream (the upload's tus
-// endpoint), Body (a client's body), Observer (metrics, logs, later
-// webhooks).
+// endpoint), Body (a client's body), Observer (metrics, logs),
+// EventEncoder (the durable events of webhooks).
 package upload
 
 import (
@@ -79,6 +79,7 @@ type Deps struct {
 	Upstream  Upstream
 	Endpoints EndpointChecker
 	Observer  Observer     // nil: nobody listens
+	Events    EventEncoder // nil: no durable events (no webhooks)
 	Log       *slog.Logger // nil: discard
 	Now       func() time.Time
 }
@@ -93,6 +94,7 @@ type Lifecycle struct {
 	upstream  Upstream
 	endpoints EndpointChecker
 	observer  Observer
+	encoder   EventEncoder
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -105,7 +107,7 @@ func New(cfg Config, deps Deps) *Lifecycle {
 		cfg.LockWait = 5 * time.Second
 	}
 	l := &Lifecycle{cfg: cfg, store: deps.Store, locker: deps.Locker, init: deps.Init, upstream: deps.Upstream,
-		endpoints: deps.Endpoints, observer: deps.Observer, log: deps.Log, now: deps.Now}
+		endpoints: deps.Endpoints, observer: deps.Observer, encoder: deps.Events, log: deps.Log, now: deps.Now}
 	if l.observer == nil {
 		l.observer = Observers(nil)
 	}
@@ -119,10 +121,9 @@ func New(cfg Config, deps Deps) *Lifecycle {
 }
 
 // publish hands events to the observers. Every event leaves the lifecycle
-// here, after the store write that caused it succeeded. The lifecycle
-// events (EventKind.Durable) are built before that write; an outbox store
-// will take them in the write itself (Create(ctx, rec, events...)), and this
-// stays the in-process delivery.
+// here, after the store write that caused it succeeded: the in-process
+// delivery. The durable copy of a lifecycle event is in that write itself
+// (durable.go).
 func (l *Lifecycle) publish(events ...Event) {
 	for _, e := range events {
 		l.observer.Observe(e)

@@ -157,7 +157,7 @@ func (h *Handle) Terminate(ctx context.Context) error {
 		}
 	}
 	terminated := l.event(Terminated, rec)
-	if err := l.store.Delete(context.WithoutCancel(ctx), rec.ID); err != nil {
+	if err := l.store.Delete(context.WithoutCancel(ctx), rec.ID, l.durable(Terminated, terminated.At)); err != nil {
 		return l.storeFailed("delete", rec.ID, err)
 	}
 	l.publish(terminated)

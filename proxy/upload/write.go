@@ -343,7 +343,7 @@ func (l *Lifecycle) recordProgress(ctx context.Context, rec state.Record, offset
 		}
 		r.UpdatedAt = now
 		return nil
-	})
+	}, l.durable(Completed, now))
 	rec.Offset, rec.OffsetUncertain = offset, false
 	if errors.Is(err, state.ErrNotFound) {
 		return rec, ErrNotFound
@@ -364,7 +364,7 @@ func (l *Lifecycle) recordOffset(ctx context.Context, id string, offset int64) (
 		r.OffsetUncertain = false
 		r.UpdatedAt = now
 		return nil
-	})
+	}, l.durable(Completed, now))
 	if errors.Is(err, state.ErrNotFound) {
 		return rec, ErrNotFound
 	}
@@ -379,7 +379,7 @@ func (l *Lifecycle) recordOffset(ctx context.Context, id string, offset int64) (
 func (l *Lifecycle) forget(ctx context.Context, rec state.Record, status int) error {
 	lost := l.event(Lost, rec)
 	lost.UpstreamStatus = status
-	if err := l.store.Delete(context.WithoutCancel(ctx), rec.ID); err != nil {
+	if err := l.store.Delete(context.WithoutCancel(ctx), rec.ID, l.durable(Lost, lost.At)); err != nil {
 		// The record stays; the next request asks the upstream again and
 		// gets the same answer. The fact is reported all the same: the
 		// upload is lost whatever the store holds.

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"Ping", testPing},
 	}
+	tests = append(tests, outboxTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
