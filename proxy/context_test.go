@@ -124,6 +124,10 @@ func TestContextFromHookStoredNeverSentToKinescope(t *testing.T) {
 		t.Errorf("context after the upload completed: %s", got)
 	}
 
+	// The context is the application's business: not in tusproxy's logs.
+	if strings.Contains(e.logs.String(), "ord-7781") {
+		t.Error("the context appears in the logs")
+	}
 	inits := initRec.inits()
 	if len(inits) != 1 {
 		t.Fatalf("%d inits recorded, want 1", len(inits))
