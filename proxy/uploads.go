@@ -167,10 +167,13 @@ func uploadID(w http.ResponseWriter, r *http.Request) (string, bool) {
 // video its upload became without asking its own backend.
 const headerVideoID = "Kinescope-Video-Id"
 
-// setVideoID writes Kinescope-Video-Id when the id is known.
+// setVideoID writes Kinescope-Video-Id when the id is known. The id is
+// Kinescope's text, so it passes the filter of Kinescope's request ids (an
+// id token of at most 128 bytes, or nothing): its ids are UUIDs, and
+// nothing else from whoever answers at the init URL reaches a client.
 func setVideoID(h http.Header, videoID string) {
-	if videoID != "" {
-		h.Set(headerVideoID, videoID)
+	if id := clientRequestID(videoID); id != "" {
+		h.Set(headerVideoID, id)
 	}
 }
 

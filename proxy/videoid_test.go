@@ -1,7 +1,9 @@
 package proxy_test
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -166,4 +168,35 @@ func TestVideoIDReadableAcrossOrigins(t *testing.T) {
 		t.Fatalf("PATCH: %d, Kinescope-Video-Id %q", resp.StatusCode, resp.Header.Get("Kinescope-Video-Id"))
 	}
 	exposes(t, "PATCH", resp)
+}
+
+// TestVideoIDOnlyWhenItLooksLikeOne: the id is Kinescope's text; one that
+// is not an id token (spaces, quotes, markup, or very long) never reaches a
+// client in a header.
+func TestVideoIDOnlyWhenItLooksLikeOne(t *testing.T) {
+	for name, id := range map[string]string{
+		"markup":    `<script>alert(1)</script>`,
+		"spaces":    "video one",
+		"too long":  strings.Repeat("a", 129),
+		"non-ASCII": "видео",
+	} {
+		t.Run(name, func(t *testing.T) {
+			init := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusCreated)
+				_ = json.NewEncoder(w).Encode(map[string]any{"data": map[string]string{
+					"id": id, "endpoint": "http://" + r.Host + "/upload/capability-0123456789",
+				}})
+			}))
+			t.Cleanup(init.Close)
+			e := newEnv(t, map[string]string{"KINESCOPE_INIT_URL": init.URL + "/v2/init"})
+			resp := e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "10"}, nil)
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("POST: %d", resp.StatusCode)
+			}
+			if got := resp.Header.Get("Kinescope-Video-Id"); got != "" {
+				t.Errorf("Kinescope-Video-Id %q", got)
+			}
+		})
+	}
 }
