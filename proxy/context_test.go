@@ -282,3 +282,43 @@ func TestContextRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestContextOnlyAtCreation: the context is read from the answer to a
+// creation only. A hook that answers the same fields to every operation
+// (even a context tusproxy would refuse at creation) does not disturb a
+// HEAD or PATCH, nor change the stored context.
+func TestContextOnlyAtCreation(t *testing.T) {
+	hook := newHookServer(t, func(req map[string]any) (int, string) {
+		if req["operation"] == "create" {
+			return 200, `{"owner": "alice", "context": {"n": 1}}`
+		}
+		return 200, `{"owner": "alice", "context": ` + objectOf(5000) + `}`
+	})
+	e := newEnv(t, map[string]string{"TUSPROXY_AUTH_HOOK_URL": hook.URL, "TUSPROXY_AUTH_CACHE_TTL": "0"})
+	loc := e.create(10, "")
+	if resp := e.do(http.MethodHead, loc, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD: %d", resp.StatusCode)
+	}
+	if resp := e.patch(loc, 0, testkit.RandomBytes(10)); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("PATCH: %d", resp.StatusCode)
+	}
+	if got := e.record(loc).Context; got != `{"n":1}` {
+		t.Errorf("context %s, want the creation's", got)
+	}
+}
+
+// TestContextTokenCheckedEvenWhenHookGivesOne: each source is checked; a
+// token with an unusable context is refused before the hook is asked.
+func TestContextTokenCheckedEvenWhenHookGivesOne(t *testing.T) {
+	hook := newHookServer(t, func(map[string]any) (int, string) { return 200, `{"context": {"from": "hook"}}` })
+	e := newEnv(t, map[string]string{"TUSPROXY_AUTH_HOOK_URL": hook.URL, "TUSPROXY_JWT_SECRET": contextJWTSecret})
+	token := signHS256(t, contextJWTSecret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix(),
+		"context": "not an object"})
+	resp, body := e.doBody(http.MethodPost, e.base, map[string]string{"Upload-Length": "10", "Authorization": "Bearer " + token}, nil)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "context claim is not a JSON object") {
+		t.Errorf("%d %s, want 401 about the context claim", resp.StatusCode, body)
+	}
+	if n := hook.calls.Load(); n != 0 {
+		t.Errorf("the hook was asked %d times about a token tusproxy refuses", n)
+	}
+}
