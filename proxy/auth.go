@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -16,6 +17,7 @@ type access struct {
 	hook     *authHook    // nil: no auth hook
 	proxies  proxyHeaders // the client address the hook is told
 	now      func() time.Time
+	log      *slog.Logger
 }
 
 // grant is what an auth decision allows for a new upload.
@@ -25,6 +27,7 @@ type grant struct {
 	title       string // overrides the metadata title when set
 	description string // overrides the metadata description when set
 	maxSize     int64  // 0: only the global maximum applies
+	context     string // the application's context (appContext), "" for none
 }
 
 // authorizeCreate decides whether a creation may go ahead, where the video
@@ -33,7 +36,12 @@ type grant struct {
 // itself: only the hook or a token claim can.
 //
 // Who owns the upload follows the one rule identity applies to every later
-// request too: the hook's owner when it names one, else the token's sub.
+// request too: the hook's owner when it names one, else the token's sub. The
+// application's context follows the same rule: the hook's when it answers
+// one, else the token's context claim. Each is checked wherever it comes
+// from, even when the hook's then replaces the token's: a token with an
+// unusable context is refused (401) before the hook is asked; a hook that
+// answers one gets the client a 502 and the operator a log line.
 func (a *access) authorizeCreate(r *http.Request, c creation) (grant, error) {
 	g := grant{parentID: a.parentID}
 	if a.jwt != nil {
@@ -46,6 +54,11 @@ func (a *access) authorizeCreate(r *http.Request, c creation) (grant, error) {
 			g.parentID = claims.ParentID
 		}
 		g.maxSize = claims.MaxSize
+		if g.context, err = appContext(claims.Context); err != nil {
+			// The token's issuer, the application's backend, has to mint
+			// another: the same answer as for any other unusable claim.
+			return g, errAuthRequired.withMessage("the Bearer token's context claim " + err.Error())
+		}
 	}
 	if a.hook != nil {
 		ans, err := a.hook.call(r.Context(), authHookRequest{
@@ -66,6 +79,15 @@ func (a *access) authorizeCreate(r *http.Request, c creation) (grant, error) {
 			g.maxSize = ans.MaxSize
 		}
 		g.title, g.description = ans.Title, ans.Description
+		hookContext, err := appContext(ans.Context)
+		if err != nil {
+			a.log.Error("the auth hook allowed a creation with a context tusproxy refuses; fix the hook's answer",
+				slog.String("reason", "context "+err.Error()), slog.Int("context_bytes", len(ans.Context)))
+			return g, errAuthHookBadAnswer.withMessage(errAuthHookBadAnswer.Message + " (its context " + err.Error() + ")")
+		}
+		if hookContext != "" {
+			g.context = hookContext
+		}
 	}
 	if g.maxSize > 0 && c.length > g.maxSize {
 		return g, errTooLarge.withMessage("Upload-Length exceeds the maximum size this client may upload")

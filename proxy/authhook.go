@@ -47,6 +47,9 @@ type authHookAnswer struct {
 	Title       string `json:"title"`
 	Description string `json:"description"`
 	MaxSize     int64  `json:"max_size"`
+	// Context is the application's context for the upload (see
+	// appContext); create only, kept raw so its bytes are the hook's.
+	Context json.RawMessage `json:"context"`
 	// Cache is how widely an answer about a HEAD, PATCH or DELETE may be
 	// reused within TUSPROXY_AUTH_CACHE_TTL: "" (or anything unknown) for
 	// the very same request only, "credential" for every operation and

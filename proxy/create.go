@@ -163,8 +163,10 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		answer(w, r, err)
 		return
 	}
+	location := s.uploadURL(r, c.uploadID)
 	st, requestID, err := s.life.Create(r.Context(), upload.CreateRequest{
 		ID: c.uploadID, Length: c.length, Metadata: c.rawMetadata, Owner: g.owner, Init: req,
+		URL: location, Context: g.context,
 	})
 	noteInit(r, requestID, err)
 	if st.ID != "" {
@@ -175,7 +177,8 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Location", s.uploadURL(r, st.ID))
+	h.Set("Location", location)
+	setVideoID(h, st.VideoID)
 	if hasBody {
 		if st, err = s.createWithUpload(w, r, st); err != nil {
 			return

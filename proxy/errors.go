@@ -82,11 +82,17 @@ var (
 
 	errAuthRequired    = newError(http.StatusUnauthorized, "auth_required", "a valid Bearer token is required")
 	errAuthUnavailable = &Error{http.StatusServiceUnavailable, "auth_unavailable", "the auth hook is unavailable; retry later", defaultRetryAfter}
-	errCreateRate      = newError(http.StatusTooManyRequests, "rate_limited", "too many uploads started from this address; retry later")
-	errTooManyPatches  = &Error{http.StatusTooManyRequests, "too_many_patches", "too many uploads in progress from this address; retry later", time.Second}
-	errBusy            = &Error{http.StatusServiceUnavailable, "busy", "tusproxy has too many uploads in progress; retry later", defaultRetryAfter}
-	errClientStalled   = newError(http.StatusRequestTimeout, "client_stalled", "no body bytes arrived for too long; send HEAD and resume")
-	errClientTooSlow   = newError(http.StatusRequestTimeout, "client_too_slow",
+	// errAuthHookBadAnswer is a hook that allowed a creation with an answer
+	// tusproxy may not use (a context that is too large or not an object):
+	// the operator's bug, not the client's, and retrying cannot fix it, so
+	// a 502 (a bad answer from the server tusproxy asked) without Retry-After.
+	errAuthHookBadAnswer = newError(http.StatusBadGateway, "auth_hook_bad_answer",
+		"the auth hook allowed this upload with an answer tusproxy cannot use; the operator must fix the hook")
+	errCreateRate     = newError(http.StatusTooManyRequests, "rate_limited", "too many uploads started from this address; retry later")
+	errTooManyPatches = &Error{http.StatusTooManyRequests, "too_many_patches", "too many uploads in progress from this address; retry later", time.Second}
+	errBusy           = &Error{http.StatusServiceUnavailable, "busy", "tusproxy has too many uploads in progress; retry later", defaultRetryAfter}
+	errClientStalled  = newError(http.StatusRequestTimeout, "client_stalled", "no body bytes arrived for too long; send HEAD and resume")
+	errClientTooSlow  = newError(http.StatusRequestTimeout, "client_too_slow",
 		"the body arrived slower than this server's minimum rate; send HEAD and resume from its Upload-Offset")
 	errBodyTimeout  = newError(http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time")
 	errSeedTooLarge = newError(http.StatusRequestEntityTooLarge, "request_too_large",

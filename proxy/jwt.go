@@ -35,6 +35,9 @@ type jwtClaims struct {
 	jwt.RegisteredClaims
 	ParentID string `json:"parent_id,omitempty"`
 	MaxSize  int64  `json:"max_size,omitempty"`
+	// Context is the application's context for the uploads the token
+	// creates (see appContext); kept raw, so its bytes are the token's.
+	Context json.RawMessage `json:"context,omitempty"`
 }
 
 func newJWTVerifier(cfg *config.Config) (*jwtVerifier, error) {

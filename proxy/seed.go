@@ -70,6 +70,9 @@ func (s *Service) handleSeedUpload(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("seed upload initialised", slog.String("video_id", up.VideoID), slog.Int64("length", c.length),
 		slog.String("kinescope_request_id", up.RequestID))
 	w.Header().Set("Cache-Control", "no-store")
+	// The seed flow's client uploads to Kinescope directly and hears from
+	// tusproxy only here: this answer names the video like a creation's.
+	setVideoID(w.Header(), up.VideoID)
 	if wantsJSON(r) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusOK)

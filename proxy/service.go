@@ -96,7 +96,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.access = &access{parentID: cfg.ParentID, proxies: s.proxies, now: s.now}
+	s.access = &access{parentID: cfg.ParentID, proxies: s.proxies, now: s.now, log: s.log}
 	if s.access.jwt, err = newJWTVerifier(cfg); err != nil {
 		return nil, err
 	}

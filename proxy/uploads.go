@@ -31,7 +31,7 @@ func (s *Service) handleHead(w http.ResponseWriter, r *http.Request) {
 	// Taking the lock asks a stale PATCH of the same upload (a client that
 	// lost its connection and is resuming) to stop, so the offset answered
 	// is final; this is tusd's behaviour too.
-	h, err := s.openUpload(r, id, "head", func() {})
+	h, err := s.openUpload(w, r, id, "head", func() {})
 	if err != nil {
 		answer(w, r, err)
 		return
@@ -76,7 +76,7 @@ func (s *Service) handlePatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	h, err := s.openUpload(r, id, "patch", body.release)
+	h, err := s.openUpload(w, r, id, "patch", body.release)
 	if err != nil {
 		answer(w, r, err)
 		return
@@ -107,7 +107,12 @@ func (s *Service) startStream(w http.ResponseWriter, r *http.Request) (body *bod
 // (401 without a valid token; 404 when the hook refuses or the caller does
 // not own the upload), the upload's lock and its record. onRelease is how
 // a later request for the upload asks this one to let go.
-func (s *Service) openUpload(r *http.Request, id, op string, onRelease func()) (*upload.Handle, error) {
+//
+// Once the record is open, every answer to the request, success or error
+// (409, 423, 502...), names the upload's Kinescope video: the caller has
+// passed the access check by then, so the id is told only to whoever may
+// use the upload.
+func (s *Service) openUpload(w http.ResponseWriter, r *http.Request, id, op string, onRelease func()) (*upload.Handle, error) {
 	authorize, err := s.access.authorizer(r, op)
 	if err != nil {
 		return nil, err
@@ -120,6 +125,7 @@ func (s *Service) openUpload(r *http.Request, id, op string, onRelease func()) (
 		return nil, err
 	}
 	noteUpload(r, id, h.Opened.VideoID)
+	setVideoID(w.Header(), h.Opened.VideoID)
 	return h, nil
 }
 
@@ -132,7 +138,7 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Taking the lock stops a PATCH still streaming to this upload.
-	h, err := s.openUpload(r, id, "delete", func() {})
+	h, err := s.openUpload(w, r, id, "delete", func() {})
 	if err != nil {
 		answer(w, r, err)
 		return
@@ -154,6 +160,21 @@ func uploadID(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// headerVideoID names the Kinescope video of an upload in every answer
+// about it (creation, HEAD, PATCH, DELETE), so the application learns which
+// video its upload became without asking its own backend.
+const headerVideoID = "Kinescope-Video-Id"
+
+// setVideoID writes Kinescope-Video-Id when the id is known. The id is
+// Kinescope's text, so it passes the filter of Kinescope's request ids (an
+// id token of at most 128 bytes, or nothing): its ids are UUIDs, and
+// nothing else from whoever answers at the init URL reaches a client.
+func setVideoID(h http.Header, videoID string) {
+	if id := clientRequestID(videoID); id != "" {
+		h.Set(headerVideoID, id)
+	}
 }
 
 // setExpires writes Upload-Expires (tus expiration extension) when uploads expire.

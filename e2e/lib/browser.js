@@ -83,7 +83,8 @@ export async function screenshot(page, name) {
 
 /**
  * Waits until the example page leaves the uploading state, and returns what
- * it shows: state (done, error, ...), status, error, progress, percent.
+ * it shows: state (done, error, ...), status, error, progress, percent,
+ * videoId.
  */
 export async function waitForPageOutcome(page, timeout = 90_000) {
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null,
@@ -100,5 +101,7 @@ export function pageShows(page) {
     progress: document.getElementById('progress').value,
     percent: document.getElementById('percent').textContent,
     endpoint: document.getElementById('endpoint').textContent,
+    // The Kinescope video id the page shows once done ('' while hidden).
+    videoId: document.getElementById('video').hidden ? '' : document.getElementById('video-id').textContent,
   }));
 }

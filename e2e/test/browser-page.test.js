@@ -1,7 +1,8 @@
 // The browser example (examples/browser: the seed's page with tus-js-client
 // from the CDN, pointed at tusproxy) in headless Chromium: as `tusproxy dev`
 // serves it to a new user, reloaded mid-upload, and served from a second
-// origin with CORS allowed and refused.
+// origin with CORS allowed and refused. Once done, the page shows the
+// Kinescope video id it read from tusproxy's Kinescope-Video-Id header.
 import assert from 'node:assert/strict';
 import { MiB, randomData, writeFile } from '../lib/data.js';
 import {
@@ -32,6 +33,7 @@ e2eTest('tusproxy dev: a new user opens the printed URL and uploads a file', {},
   await gotoPage(page, dev.pageURL);
   const before = await pageShows(page);
   assert.equal(before.state, 'idle');
+  assert.equal(before.videoId, '', 'no video id before an upload');
   assert.equal(before.endpoint, dev.filesURL);
   assert.equal(before.error, '', 'tus-js-client loaded');
   await page.setInputFiles('#file-input', { name: 'holiday.mp4', mimeType: 'video/mp4', buffer: data });
@@ -45,6 +47,7 @@ e2eTest('tusproxy dev: a new user opens the printed URL and uploads a file', {},
   assert.equal(shown.error, '');
   const video = await dev.emulator.assertStored(data);
   assert.equal(video.filename, 'holiday.mp4');
+  assert.equal(shown.videoId, video.id, 'the page shows the id of the video the emulator holds');
   assert.equal(dev.emulator.initCount(), 1);
   assert.deepEqual(errors, []);
 });
@@ -95,7 +98,10 @@ e2eTest('reload mid-upload, choose the same file again: it resumes from localSto
   assert.equal(new Set(requests.filter((r) => r.method !== 'POST').map((r) => r.url)).size, 1,
     'the same upload URL before and after the reload');
   assert.equal(requests.filter((r) => r.method === 'POST').length, 1);
-  await dev.emulator.assertStored(data);
+  const video = await dev.emulator.assertStored(data);
+  // The reloaded page never saw the creation: it learned the id from the
+  // answers to its HEAD and PATCHes.
+  assert.equal(shown.videoId, video.id);
   assert.equal(dev.emulator.initCount(), 1, 'only one init at the emulator');
   // removeFingerprintOnSuccess: nothing left to resume.
   assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tus::')).length), 0);
@@ -118,12 +124,14 @@ e2eTest('page from a second origin: CORS preflight passes, Location is readable,
   await screenshot(page, 'cross-origin-done');
 
   assert.equal(shown.state, 'done', `page shows ${JSON.stringify(shown)}`);
-  // The page shows the upload URL, which it read from Location.
+  // The page shows the upload URL, which it read from Location, and the
+  // video id, which it could read only because tusproxy exposes the header.
   assert.match(shown.status, new RegExp(`\\(${proxy.filesURL}[0-9a-f]+\\)\\.$`));
   const logged = proxy.requests().map((l) => `${l.method} ${l.status}`);
   assert.ok(logged.includes('OPTIONS 204'), `a preflight was answered: ${logged}`);
   assert.ok(logged.includes('POST 201'), `the creation went through: ${logged}`);
-  await emu.assertStored(data);
+  const video = await emu.assertStored(data);
+  assert.equal(shown.videoId, video.id, 'the page read Kinescope-Video-Id across origins');
   assert.deepEqual(errors, []);
 });
 
@@ -153,6 +161,7 @@ e2eTest('page from an origin tusproxy does not allow: refused, the page says so,
   await screenshot(page, 'cross-origin-refused');
 
   assert.equal(shown.state, 'error');
+  assert.equal(shown.videoId, '');
   assert.equal(shown.error, `Upload failed: no answer from ${proxy.filesURL}: the network failed, ` +
     `or this page's origin (${site.origin}) is not in tusproxy's TUSPROXY_CORS_ORIGINS.`);
   assert.notEqual(shown.progress, 100);
@@ -186,6 +195,8 @@ e2eTest("the seed's flow from the page: POST /upload across origins, then straig
   const video = await emu.assertStored(data);
   // The page read Location (the endpoint Kinescope issued) and uploaded there.
   assert.equal(shown.status, `Done: seed-page.mp4 uploaded (${video.endpoint}).`);
+  // Its last answer was Kinescope's: the id came from tusproxy's 201.
+  assert.equal(shown.videoId, video.id);
   const logged = proxy.requests().map((l) => `${l.method} ${l.path} ${l.status}`);
   assert.deepEqual(logged.filter((l) => !l.startsWith('OPTIONS')), ['POST /upload 201']);
   assert.ok(logged.includes('OPTIONS /upload 204'), `the preflight was answered: ${logged}`);

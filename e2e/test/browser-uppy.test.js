@@ -32,6 +32,7 @@ e2eTest('Uppy Dashboard + Tus: add a file, upload, byte-exact', {}, async (ctx) 
   assert.ok(state.uploadUrl.startsWith(proxy.filesURL), `Uppy's upload URL ${state.uploadUrl} is tusproxy's`);
   const video = await emu.assertStored(data);
   assert.equal(video.filename, 'uppy-clip.mp4');
+  assert.equal(state.videoId, video.id, "upload-success's response names the video (Kinescope-Video-Id)");
   assert.equal(emu.initCount(), 1);
   const logged = proxy.requests().map((l) => `${l.method} ${l.status}`);
   assert.ok(logged.includes('OPTIONS 204'), `CORS preflights were answered by tusproxy: ${logged}`);

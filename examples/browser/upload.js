@@ -6,13 +6,21 @@
 // (that origin must then be in tusproxy's TUSPROXY_CORS_ORIGINS).
 //
 // The page's state is on <body data-state="...">: idle, uploading, paused,
-// done or error, for people and for tests alike.
+// done or error, for people and for tests alike. Once the upload is done the
+// page shows the Kinescope video it became (#video-id), which tusproxy names
+// in the Kinescope-Video-Id header of every answer about an upload.
 'use strict';
 
 const endpoint = new URLSearchParams(location.search).get('endpoint') ||
   new URL('/files/', location.href).href;
 
+// The answers that carry Kinescope-Video-Id are tusproxy's. In the seed flow
+// (?endpoint=.../upload) the bytes go to Kinescope directly, and asking its
+// answers for a header they do not expose only makes the browser complain.
+const tusproxyOrigin = new URL(endpoint, location.href).origin;
+
 let upload = null;
+let videoId = '';
 
 function $(id) {
   return document.getElementById(id);
@@ -60,8 +68,27 @@ function describeError(error) {
   return error.message;
 }
 
+// rememberVideoId keeps the video id from an answer of tusproxy: the
+// creation's 201 names it, and so does each HEAD and PATCH after it.
+function rememberVideoId(req, res) {
+  if (new URL(req.getURL(), location.href).origin !== tusproxyOrigin) {
+    return;
+  }
+  const id = res.getHeader('Kinescope-Video-Id');
+  if (id) {
+    videoId = id;
+  }
+}
+
+function showVideoId(id) {
+  $('video-id').textContent = id;
+  $('video').hidden = id === '';
+}
+
 function initializeUpload(file) {
   $('error').textContent = '';
+  videoId = '';
+  showVideoId('');
   upload = new tus.Upload(file, {
     endpoint: endpoint,
     retryDelays: [0, 3000, 5000, 10000, 20000],
@@ -103,7 +130,15 @@ function initializeUpload(file) {
       // A chunk went through: an earlier retry notice is outdated.
       $('error').textContent = '';
     },
-    onSuccess: function () {
+    onAfterResponse: rememberVideoId,
+    // tus-js-client 4 passes the last answer to onSuccess: the last PATCH's
+    // 204, or the HEAD that found the upload already complete. Both name
+    // the video; the seed flow's last answer is Kinescope's, so the id
+    // remembered from tusproxy's creation answer stands in.
+    onSuccess: function (payload) {
+      const last = payload && payload.lastResponse;
+      const fromTusproxy = last && new URL(upload.url, location.href).origin === tusproxyOrigin;
+      showVideoId((fromTusproxy && last.getHeader('Kinescope-Video-Id')) || videoId);
       setProgress(1, 1);
       $('error').textContent = '';
       setState('done', 'Done: ' + file.name + ' uploaded (' + upload.url + ').');

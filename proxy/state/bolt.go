@@ -949,6 +949,14 @@ func buckets(tx *bolt.Tx) (uploads, expiry *bolt.Bucket) {
 // recordFormat is the version written into every stored record. Bump it when
 // the encoding changes in a way an older reader would misread, and teach
 // decodeRecord to migrate the older versions.
+//
+// Adding an optional field does not bump it: an older reader skips a JSON
+// field it does not know, and this one reads a record without the field as
+// the zero value. So ParentID, ClientIP, URL and Context (issue 13) are
+// format 1 still, and during a rolling upgrade replicas of both versions
+// keep reading each other's records from Redis (a bumped format would make
+// the older ones refuse every upload the newer ones create). The price: a
+// record an older version rewrites loses the fields it does not know.
 const recordFormat = 1
 
 // storedRecord is the JSON form of a Record in the bbolt file. It is its own
@@ -966,6 +974,13 @@ type storedRecord struct {
 	Owner           string    `json:"owner"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
+	// Added in issue 13, optional (see recordFormat). Context is kept as a
+	// JSON string, not embedded as raw JSON, so its bytes come back exactly
+	// as stored whatever encoding/json does to raw messages.
+	ParentID string `json:"parent_id,omitempty"`
+	ClientIP string `json:"client_ip,omitempty"`
+	URL      string `json:"url,omitempty"`
+	Context  string `json:"context,omitempty"`
 }
 
 func encodeRecord(rec Record) ([]byte, error) {
@@ -981,6 +996,10 @@ func encodeRecord(rec Record) ([]byte, error) {
 		Owner:           rec.Owner,
 		CreatedAt:       rec.CreatedAt,
 		UpdatedAt:       rec.UpdatedAt,
+		ParentID:        rec.ParentID,
+		ClientIP:        rec.ClientIP,
+		URL:             rec.URL,
+		Context:         rec.Context,
 	})
 	if err != nil {
 		// json only fails here on a time outside years 0-9999; the message
@@ -1010,6 +1029,10 @@ func decodeRecord(id string, value []byte) (Record, error) {
 		Owner:           stored.Owner,
 		CreatedAt:       stored.CreatedAt,
 		UpdatedAt:       stored.UpdatedAt,
+		ParentID:        stored.ParentID,
+		ClientIP:        stored.ClientIP,
+		URL:             stored.URL,
+		Context:         stored.Context,
 	}, nil
 }
 

@@ -44,6 +44,19 @@ type Record struct {
 	Metadata string
 	// Owner is who created the upload ("" when no auth is configured).
 	Owner string
+	// ParentID is the Kinescope project or folder the video went to.
+	ParentID string
+	// ClientIP is the creating client's address as tusproxy resolved it
+	// (what Kinescope was told as client_ip); "" when unknown.
+	ClientIP string
+	// URL is the absolute upload URL answered in Location at creation, so
+	// that what happens later without a request (expiry) can still name it.
+	URL string
+	// Context is the application's context for the upload: the compact
+	// bytes of a JSON object (valid UTF-8, at most 4 KiB) that the auth
+	// hook or the JWT gave at creation, "" when none. It is never sent to
+	// Kinescope; stores keep it byte for byte.
+	Context string
 	// CreatedAt is when the upload was created.
 	CreatedAt time.Time
 	// UpdatedAt is the time of the last activity; expiry is measured from

@@ -196,6 +196,45 @@ func TestBoltUnknownFormat(t *testing.T) {
 	}
 }
 
+// TestBoltReadsOlderRecords: a record written before ParentID, ClientIP, URL
+// and Context existed (format 1 without them) is read with those fields
+// empty, and updated without losing anything it had.
+func TestBoltReadsOlderRecords(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	openBolt(t, path).Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(state.UploadsBucket).Put([]byte("old"), []byte(`{"format":1,"id":"old","video_id":"v-old",`+
+			`"endpoint":"https://uploader.example/x","length":100,"offset":10,"offset_uncertain":false,"metadata":"",`+
+			`"owner":"alice","created_at":"2025-01-02T03:04:05Z","updated_at":"2025-01-02T03:04:05Z"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := openBolt(t, path)
+	defer b.Close()
+	rec, err := b.Get(ctx, "old")
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if rec.VideoID != "v-old" || rec.Owner != "alice" || rec.Offset != 10 ||
+		rec.ParentID != "" || rec.ClientIP != "" || rec.URL != "" || rec.Context != "" {
+		t.Errorf("Get = video %q owner %q offset %d parent %q ip %q url %q context %q",
+			rec.VideoID, rec.Owner, rec.Offset, rec.ParentID, rec.ClientIP, rec.URL, rec.Context)
+	}
+	rec, err = b.Update(ctx, "old", func(r *state.Record) error { r.Offset = 20; return nil })
+	if err != nil || rec.Offset != 20 || rec.Owner != "alice" {
+		t.Errorf("Update = offset %d owner %q, %v", rec.Offset, rec.Owner, err)
+	}
+}
+
 // killChildEnv, when set, makes the test binary act as the child of
 // TestBoltSurvivesKill: it writes to the bbolt file named by the variable
 // until it is killed.

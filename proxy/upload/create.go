@@ -34,7 +34,13 @@ type CreateRequest struct {
 	Length   int64
 	Metadata string // Upload-Metadata as the client sent it
 	Owner    string
-	Init     kinescope.InitRequest // what Kinescope is asked
+	Init     kinescope.InitRequest // what Kinescope is asked; its ParentID and ClientIP are stored too
+	// URL is the absolute upload URL the client is answered in Location.
+	URL string
+	// Context is the application's context (a compact JSON object, "" for
+	// none), validated by the adapter. It is stored with the record and
+	// never put in Init.
+	Context string
 }
 
 // Create starts an upload: it records the intent, asks Kinescope for a
@@ -55,7 +61,8 @@ func (l *Lifecycle) Create(ctx context.Context, req CreateRequest) (Status, stri
 	}
 	now := l.now()
 	rec := state.Record{ID: req.ID, VideoID: up.VideoID, Endpoint: up.Endpoint, Length: req.Length,
-		Metadata: req.Metadata, Owner: req.Owner, CreatedAt: now, UpdatedAt: now}
+		Metadata: req.Metadata, Owner: req.Owner, ParentID: req.Init.ParentID, ClientIP: req.Init.ClientIP,
+		URL: req.URL, Context: req.Context, CreatedAt: now, UpdatedAt: now}
 	created := l.event(Created, rec)
 	created.RequestID = up.RequestID
 	if err := l.store.Create(context.WithoutCancel(ctx), rec, l.durable(Created, created.At)); err != nil {

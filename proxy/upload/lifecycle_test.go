@@ -246,3 +246,40 @@ func TestDomainErrors(t *testing.T) {
 		t.Errorf("open by a client that left: %v, want ErrClientGone", err)
 	}
 }
+
+// TestCreateStoresWhatTheCreationSaid: the record, and the Created event
+// that reports it, carry where the video went, for whom, at which URL and
+// with the application's context; the context is not part of what
+// Kinescope is asked (kinescope.InitRequest has no field for it).
+func TestCreateStoresWhatTheCreationSaid(t *testing.T) {
+	l, events, _, _ := newLifecycle(t, upload.Config{})
+	id := upload.NewID()
+	req := upload.CreateRequest{ID: id, Length: 10, Metadata: "filename YS5tcDQ=", Owner: "alice",
+		Init:    kinescope.InitRequest{ParentID: "folder-7", ClientIP: "203.0.113.9", Filesize: 10, Type: "video"},
+		URL:     "https://uploads.example/files/" + id,
+		Context: `{"order":42}`}
+	st, _, err := l.Create(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(where string, rec state.Record) {
+		t.Helper()
+		if rec.ParentID != "folder-7" || rec.ClientIP != "203.0.113.9" || rec.URL != req.URL ||
+			rec.Context != `{"order":42}` || rec.Owner != "alice" {
+			t.Errorf("%s: parent %q ip %q url %q context %q owner %q", where, rec.ParentID, rec.ClientIP, rec.URL,
+				rec.Context, rec.Owner)
+		}
+	}
+	check("returned", st.Record)
+	stored, err := events.store.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("stored", stored)
+	if kinds := events.kinds(); !slices.Equal(kinds, []upload.EventKind{upload.Created}) {
+		t.Fatalf("events %v, want [created]", kinds)
+	}
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	check("Created event", events.events[0].Upload)
+}

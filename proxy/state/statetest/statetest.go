@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 	}{
 		{"CreateGetRoundTrip", testCreateGetRoundTrip},
 		{"ZeroFieldsRoundTrip", testZeroFieldsRoundTrip},
+		{"CreationFieldsKept", testCreationFieldsKept},
 		{"CreateEmptyID", testCreateEmptyID},
 		{"CreateExists", testCreateExists},
 		{"CreateConcurrentSameID", testCreateConcurrentSameID},
@@ -95,6 +96,10 @@ func fullRecord(id string) state.Record {
 		OffsetUncertain: true,
 		Metadata:        "filename dGVzdC5tcDQ=,is_confidential",
 		Owner:           "owner-" + id,
+		ParentID:        "parent-" + id,
+		ClientIP:        "2001:db8::7",
+		URL:             "https://uploads.example/files/" + id,
+		Context:         `{"order":"o-` + id + `","n":1.50,"tags":["a","<b>&"],"u":"Привет \u00e9","esc":"\"q\"\n"}`,
 		CreatedAt:       base,
 		UpdatedAt:       base.Add(90 * time.Second),
 	}
@@ -126,6 +131,10 @@ func diff(want, got state.Record) string {
 	field("OffsetUncertain", want.OffsetUncertain, got.OffsetUncertain)
 	field("Metadata", want.Metadata, got.Metadata)
 	field("Owner", want.Owner, got.Owner)
+	field("ParentID", want.ParentID, got.ParentID)
+	field("ClientIP", want.ClientIP, got.ClientIP)
+	field("URL", want.URL, got.URL)
+	field("Context", want.Context, got.Context)
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		d = append(d, fmt.Sprintf("CreatedAt = %v, want %v", got.CreatedAt, want.CreatedAt))
 	}
@@ -184,6 +193,43 @@ func testZeroFieldsRoundTrip(t *testing.T, s state.Store) {
 	}
 	if !got.CreatedAt.IsZero() || !got.UpdatedAt.IsZero() {
 		t.Errorf("times = %v, %v; want zero", got.CreatedAt, got.UpdatedAt)
+	}
+}
+
+// testCreationFieldsKept checks the fields a creation sets once and nothing
+// changes afterwards (ParentID, ClientIP, URL, Context): they survive an
+// Update that touches only the offset, and come back from Sweep, which is
+// all an expiry's event has to go by. Context is kept byte for byte, at the
+// largest size tusproxy accepts.
+func testCreationFieldsKept(t *testing.T, s state.Store) {
+	ctx := context.Background()
+	rec := recordAt("ctx", base)
+	rec.ParentID, rec.ClientIP, rec.URL = "folder-9", "203.0.113.7", "http://127.0.0.1:8080/files/ctx"
+	// A 4 KiB object whose bytes a careless store would change: escapes,
+	// HTML characters, non-ASCII text and numbers as written.
+	rec.Context = `{"id":"app-1","x":1e3,"html":"<a href=\"/\">&amp;</a>","ru":"Видео \u2028","pad":"`
+	rec.Context += strings.Repeat("z", 4096-len(rec.Context)-2) + `"}`
+	mustCreate(t, s, rec)
+	wantStored(t, s, rec)
+	got, err := s.Update(ctx, "ctx", func(r *state.Record) error { r.Offset = 50; r.UpdatedAt = base.Add(time.Second); return nil })
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	want := rec
+	want.Offset, want.UpdatedAt = 50, base.Add(time.Second)
+	if d := diff(want, got); d != "" {
+		t.Errorf("Update returned %s", d)
+	}
+	wantStored(t, s, want)
+	swept, err := s.Sweep(ctx, base.Add(time.Hour), 10)
+	if err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	if len(swept) != 1 {
+		t.Fatalf("Sweep returned %d records, want 1", len(swept))
+	}
+	if d := diff(want, swept[0]); d != "" {
+		t.Errorf("Sweep returned %s", d)
 	}
 }
 
