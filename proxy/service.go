@@ -56,6 +56,7 @@ type Service struct {
 	site      fs.FS // nil: no pages
 	metrics   *metrics
 	webhooks  *webhookMetrics
+	delivery  *webhooks // nil: TUSPROXY_WEBHOOK_URL is empty
 	handler   http.Handler
 
 	draining atomic.Bool // a shutdown began: /readyz answers 503
@@ -103,7 +104,16 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if cfg.AuthHookURL != "" {
 		s.access.hook = newAuthHook(cfg.AuthHookURL, cfg.AuthHookTimeout, cfg.AuthCacheTTL, clients.hook.Transport)
 	}
+	s.delivery, err = newWebhooks(cfg, deps.Store, webhook.Deps{Log: s.log, Metrics: s.webhooks, Now: deps.Now})
+	if err != nil {
+		return nil, err
+	}
 	observers := append(upload.Observers{s.metrics, lifecycleLog{s.log}}, deps.Observers...)
+	var events upload.EventEncoder // nil: no durable events
+	if s.delivery != nil {
+		observers = append(observers, s.delivery)
+		events = s.delivery
+	}
 	s.life = upload.New(upload.Config{
 		UploadTTL:       cfg.UploadTTL,
 		UpstreamTimeout: cfg.UpstreamTimeout,
@@ -116,6 +126,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		Upstream:  &tusproto.Client{HTTP: clients.upload, UserAgent: "tusproxy"},
 		Endpoints: clients.endpoints,
 		Observer:  observers,
+		Events:    events,
 		Log:       s.log,
 		Now:       s.now,
 	})
@@ -185,5 +196,11 @@ func (s *Service) Abort() { s.streams.abort() }
 // creations cut short.
 func (s *Service) Run(ctx context.Context) {
 	go s.metrics.runSampler(ctx)
+	go s.delivery.run(ctx)
 	s.life.Run(ctx)
 }
+
+// FinishWebhooks lets webhook deliveries in flight finish until ctx ends;
+// those cut then stay in the outbox, delivered after the next start (or by
+// another replica once their lease ends). Nothing to do with webhooks off.
+func (s *Service) FinishWebhooks(ctx context.Context) error { return s.delivery.shutdown(ctx) }

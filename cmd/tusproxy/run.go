@@ -209,10 +209,12 @@ func startAdmin(cfg *config.Config, handler http.Handler, logger *slog.Logger) (
 }
 
 // uploads is what shutdown asks of the proxy: refuse new uploads (Drain),
-// and stop those still streaming (Abort).
+// stop those still streaming (Abort), and give webhook deliveries in flight
+// the time left (FinishWebhooks).
 type uploads interface {
 	Drain()
 	Abort()
+	FinishWebhooks(ctx context.Context) error
 }
 
 // shutdown stops srv gracefully: new uploads are refused while those in
@@ -232,6 +234,12 @@ func shutdown(cfg *config.Config, svc uploads, srv *http.Server, logger *slog.Lo
 		if err := srv.Shutdown(drainCtx); err != nil {
 			_ = srv.Close()
 		}
+	}
+	// Events of the uploads that just finished are in the outbox already;
+	// what cannot be delivered in the time left stays there for the next
+	// start.
+	if err := svc.FinishWebhooks(shutdownCtx); err != nil {
+		logger.Warn("shutdown timeout reached; webhook deliveries in flight stay pending")
 	}
 	logger.Info("stopped")
 }
