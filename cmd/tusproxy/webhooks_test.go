@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -115,6 +116,16 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 	// 10 s, with jitter).
 	delivered := rcv.WaitFor(40*time.Second, "created and completed after the restart", bothDelivered([]string{testkit.UploadID(loc)}))
 	checkLifecycleDelivered(t, delivered, rcv.Attempts(), loc, videoID, int64(len(data)))
+	// The failed attempts were logged (at info), the secret never.
+	checkSecretNotShown(t, "the first process's log", p.stderr.String())
+}
+
+// checkSecretNotShown fails the test if out holds the webhook secret's key.
+func checkSecretNotShown(t *testing.T, what, out string) {
+	t.Helper()
+	if strings.Contains(out, strings.TrimPrefix(testkit.WebhookSecret, "whsec_")) {
+		t.Errorf("%s shows the webhook secret:\n%s", what, out)
+	}
 }
 
 // TestWebhooksReplicaKilledMidDelivery (Redis): three replicas share the
@@ -195,7 +206,8 @@ func TestDevCommandDeliversWebhooks(t *testing.T) {
 	rcv := testkit.NewWebhookReceiver(t, testkit.WebhookSecret, testkit.WebhookReceiverOptions{})
 	addr := testkit.FreeAddr(t)
 	env := map[string]string{"TUSPROXY_LISTEN": addr, "TUSPROXY_LOG_LEVEL": "error", "TUSPROXY_METRICS_LISTEN": "off"}
-	stop := runInProcess("dev", env, &testkit.SyncBuffer{}, "-webhook-url", rcv.URL+"/dev", "-webhook-secret", testkit.WebhookSecret)
+	stdout := &testkit.SyncBuffer{}
+	stop := runInProcess("dev", env, stdout, "-webhook-url", rcv.URL+"/dev", "-webhook-secret", testkit.WebhookSecret)
 	waitHealthy(t, "http://"+addr)
 	data := testkit.RandomBytes(300_000)
 	loc, videoID := uploadWhole(t, "http://"+addr, data)
@@ -204,4 +216,5 @@ func TestDevCommandDeliversWebhooks(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("dev exited with %v", err)
 	}
+	checkSecretNotShown(t, "dev's banner", stdout.String())
 }
