@@ -289,14 +289,14 @@ func TestDevCommandServesAnUpload(t *testing.T) {
 	}
 }
 
-// runInProcess runs `tusproxy command` in this process, with env as its
-// whole environment and its standard output to stdout (its errors are
+// runInProcess runs `tusproxy command flags...` in this process, with env as
+// its whole environment and its standard output to stdout (its errors are
 // dropped). stop cancels it and returns what run returned.
-func runInProcess(command string, env map[string]string, stdout io.Writer) (stop func() error) {
+func runInProcess(command string, env map[string]string, stdout io.Writer, flags ...string) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{command}, func(k string) string { return env[k] }, stdout, io.Discard)
+		done <- run(ctx, append([]string{command}, flags...), func(k string) string { return env[k] }, stdout, io.Discard)
 	}()
 	return func() error {
 		cancel()
