@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -320,7 +321,7 @@ tusproxy dev is running (Kinescope emulator: %s).
   Open in a browser to upload:    %s/
   Upload with any tus client to:  %s%s
   Seed flow (endpoint answered):  %s%s
-%s  What the emulator received:     curl -s -H 'Authorization: Bearer %s' %s/v2/emulator/videos
+%s%s  What the emulator received:     curl -s -H 'Authorization: Bearer %s' %s/v2/emulator/videos
   Switch emulator faults:         curl -X PUT %s/v2/emulator/faults -H 'Authorization: Bearer %s' \
                                     -d 'cut-patch-every=3,cut-patch-after=256KiB,fail-every=5'
 
@@ -331,7 +332,7 @@ Try it:
   curl -si -X PATCH <Location from above> -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
     -H 'Content-Type: application/offset+octet-stream' --data-binary @/tmp/video.bin
 
-`, emuURL, base, base, cfg.BasePath, base, cfg.SeedPath, metricsLine(adminAddr), cfg.EmulatorToken, emuURL, emuURL, cfg.EmulatorToken, base, cfg.BasePath)
+`, emuURL, base, base, cfg.BasePath, base, cfg.SeedPath, metricsLine(adminAddr), webhookLine(cfg), cfg.EmulatorToken, emuURL, emuURL, cfg.EmulatorToken, base, cfg.BasePath)
 	}
 	return serve(ctx, cfg, logger, serveOptions{onListen: onListen, site: browser.Files})
 }
@@ -349,6 +350,16 @@ func displayAddr(addr net.Addr) string {
 }
 
 // metricsLine is dev's line about the admin listener, empty when it is off.
+// webhookLine names where lifecycle events go, without the URL's user
+// info or query, which may hold a credential of the receiver's.
+func webhookLine(cfg *config.Config) string {
+	u, err := url.Parse(cfg.WebhookURL)
+	if !cfg.WebhooksEnabled() || err != nil {
+		return ""
+	}
+	return fmt.Sprintf("  Webhooks (signed) are sent to:  %s://%s%s\n", u.Scheme, u.Host, u.Path)
+}
+
 func metricsLine(adminAddr net.Addr) string {
 	if adminAddr == nil {
 		return ""

@@ -217,4 +217,7 @@ func TestDevCommandDeliversWebhooks(t *testing.T) {
 		t.Fatalf("dev exited with %v", err)
 	}
 	checkSecretNotShown(t, "dev's banner", stdout.String())
+	if want := "Webhooks (signed) are sent to:  " + rcv.URL + "/dev\n"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("dev's banner does not say where webhooks go (%q):\n%s", want, stdout.String())
+	}
 }
