@@ -257,6 +257,12 @@ type Config struct {
 	// Prometheus reach it. It is separate from Listen so uploaders never see
 	// metrics.
 	MetricsListen string
+	// MetricsLinger is how long the admin listener keeps serving after a
+	// shutdown's drain ended and the public listener closed, so the last
+	// seconds of the drain (its final 503s and accepted bytes) reach
+	// Prometheus. Default 5s: two scrapes at the common 1-2.5 s intervals;
+	// set it above your scrape interval. 0 closes it at once.
+	MetricsLinger time.Duration
 	// MetricsMaxUploads caps how many uploads have per-upload series at
 	// once; the rest count only in the overall metrics. Default 1000.
 	MetricsMaxUploads int

@@ -74,6 +74,7 @@ var (
 	nameMetricsMaxUploads = name{"metrics-max-uploads", "TUSPROXY_METRICS_MAX_UPLOADS"}
 	nameMetricsGrace      = name{"metrics-upload-grace", "TUSPROXY_METRICS_UPLOAD_GRACE"}
 	nameMetricsIdle       = name{"metrics-upload-idle", "TUSPROXY_METRICS_UPLOAD_IDLE"}
+	nameMetricsLinger     = name{"metrics-linger", "TUSPROXY_METRICS_LINGER"}
 	namePprof             = name{"pprof", "TUSPROXY_PPROF"}
 	nameRedisPrefix       = name{"redis-prefix", "TUSPROXY_REDIS_PREFIX"}
 	nameLockLease         = name{"lock-lease", "TUSPROXY_LOCK_LEASE"}
@@ -557,6 +558,8 @@ var allSettings = []*setting{
 		func(c *Config) *time.Duration { return &c.MetricsUploadGrace }),
 	durationSetting(nameMetricsIdle, forProxy, "an upload with no PATCH for this long loses its per-upload series", "10m",
 		func(c *Config) *time.Duration { return &c.MetricsUploadIdle }),
+	durationSetting(nameMetricsLinger, forProxy, "how long the admin listener keeps serving after a shutdown's drain, so Prometheus scrapes its last counters; 0 = close at once", "5s",
+		func(c *Config) *time.Duration { return &c.MetricsLinger }),
 	{
 		name: namePprof, arg: "bool", used: forProxy,
 		help:     "serve Go's /debug/pprof profiles on the admin listener",

@@ -254,6 +254,9 @@ func (c *Config) timeoutProblems(add func(name, string, ...any)) {
 	positive(nameShutdownTimeout, c.ShutdownTimeout)
 	positive(nameReadHeaderTimeout, c.ReadHeaderTimeout)
 	positive(nameBodyIdleTimeout, c.BodyIdleTimeout)
+	if c.MetricsLinger < 0 {
+		add(nameMetricsLinger, "is %s; must not be negative (0 closes the admin listener at once)", c.MetricsLinger)
+	}
 	if c.MinBodyRate < 0 {
 		add(nameMinBodyRate, "is %d; must not be negative (0 turns it off)", c.MinBodyRate)
 	}

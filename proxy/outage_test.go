@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -184,4 +185,64 @@ func TestClientGoneIsNotAnOutage(t *testing.T) {
 	if logs := e.logs.String(); strings.Contains(logs, "state store failed") || !strings.Contains(logs, `"status":499`) {
 		t.Errorf("want a 499 and no store failure in the log:\n%s", logs)
 	}
+}
+
+// TestStoreOutageMetrics: a store outage shows in the metrics, not only in
+// answers: tusproxy_ready moves to store_unreachable (one-hot) and back,
+// store errors are counted by operation, and a drain reads draining.
+func TestStoreOutageMetrics(t *testing.T) {
+	flaky := &flakyStore{Store: state.NewMemory()}
+	reg := proxy.NewRegistry("test")
+	e := newEnvWith(t, nil, proxy.Deps{Store: flaky, Metrics: reg})
+	m := &metricsEnv{env: e, reg: reg}
+	admin := httptest.NewServer(e.svc.AdminHandler(reg))
+	t.Cleanup(admin.Close)
+	checkReady := func(when, want string) {
+		t.Helper()
+		for _, state := range []string{"ready", "draining", "store_unreachable"} {
+			v := m.value("tusproxy_ready", map[string]string{"state": state})
+			if (state == want) != (v == 1) || (v != 0 && v != 1) {
+				t.Errorf("%s: tusproxy_ready{state=%q} = %v, want only %s at 1", when, state, v, want)
+			}
+		}
+	}
+	storeErrors := func(op string) float64 {
+		t.Helper()
+		return m.value("tusproxy_store_errors_total", map[string]string{"operation": op})
+	}
+	checkReady("at start", "ready")
+	for _, op := range []string{"create", "get", "update", "lock", "ping"} {
+		if v := storeErrors(op); v != 0 {
+			t.Errorf("store errors %s = %v at start, want a pre-created 0", op, v)
+		}
+	}
+
+	data := testkit.RandomBytes(1000)
+	url := e.create(int64(len(data)), "")
+	flaky.down.Store(true)
+	e.do(http.MethodHead, url, nil, nil)                                         // get
+	e.patch(url, 0, data)                                                        // get
+	e.do(http.MethodPost, e.base, map[string]string{"Upload-Length": "10"}, nil) // ping (creation's check)
+	if v := storeErrors("get"); v != 2 {
+		t.Errorf("store errors get = %v after a HEAD and a PATCH, want 2", v)
+	}
+	if v := storeErrors("ping"); v < 1 {
+		t.Errorf("store errors ping = %v after a refused creation, want at least 1", v)
+	}
+	if resp, _ := adminGet(t, admin, "/readyz", ""); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz during the outage: %d", resp.StatusCode)
+	}
+	checkReady("store down", "store_unreachable")
+
+	flaky.down.Store(false)
+	if resp, _ := adminGet(t, admin, "/readyz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz after the outage: %d", resp.StatusCode)
+	}
+	checkReady("store back", "ready")
+
+	e.svc.Drain()
+	checkReady("draining", "draining")
+	flaky.down.Store(true)
+	adminGet(t, admin, "/readyz", "")
+	checkReady("draining, store down", "draining")
 }

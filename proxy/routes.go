@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"context"
-	"time"
-
 	"log/slog"
 	"net/http/pprof"
 
@@ -235,27 +232,21 @@ func (s *Service) uploadURL(r *http.Request, id string) string {
 	return scheme + "://" + host + s.cfg.BasePath + id
 }
 
-// readyTimeout bounds the store check of one readiness probe.
-const readyTimeout = 2 * time.Second
-
 // handleReadyz answers 200 while the state store answers and no shutdown
 // has begun, 503 otherwise: a load balancer then sends uploads elsewhere.
 func (s *Service) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if s.draining.Load() {
+	switch state, err := s.checkReady(r.Context()); state {
+	case readyDraining:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("shutting down\n"))
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
+	case readyStoreUnreachable:
 		// The error may name the store's address; the body does not.
 		s.log.Warn("readiness: state store does not answer", slog.String("error", err.Error()))
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("state store unreachable\n"))
-		return
+	default:
+		_, _ = w.Write([]byte("ready\n"))
 	}
-	_, _ = w.Write([]byte("ready\n"))
 }

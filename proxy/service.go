@@ -55,6 +55,7 @@ type Service struct {
 	streams   *streams
 	site      fs.FS // nil: no pages
 	metrics   *metrics
+	ready     *readiness
 	webhooks  *webhookMetrics
 	delivery  *webhooks // nil: TUSPROXY_WEBHOOK_URL is empty
 	handler   http.Handler
@@ -93,6 +94,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	s.metrics = newMetrics(reg, newUploadSeries(cfg.MetricsMaxUploads, cfg.MetricsUploadGrace, cfg.MetricsUploadIdle, s.now), s.streams)
 	s.webhooks = newWebhookMetrics(reg, s.now)
+	s.ready = newReadiness(reg)
 	clients, err := newClients(cfg, deps.HTTP)
 	if err != nil {
 		return nil, err
@@ -108,7 +110,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	observers := append(upload.Observers{s.metrics, lifecycleLog{s.log}}, deps.Observers...)
+	observers := append(upload.Observers{s.metrics, s.ready, lifecycleLog{s.log}}, deps.Observers...)
 	var events upload.EventEncoder // nil: no durable events
 	if s.delivery != nil {
 		observers = append(observers, s.delivery)
@@ -183,7 +185,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.
 
 // Drain marks the start of a shutdown: /readyz answers 503 from now on, so
 // load balancers stop sending new requests while PATCHes in flight finish.
-func (s *Service) Drain() { s.draining.Store(true) }
+func (s *Service) Drain() {
+	s.draining.Store(true)
+	s.ready.set(readyDraining)
+}
 
 // Abort stops every PATCH in flight from reading more of its body. Each one
 // then records the offset the upstream confirms and answers 503, so clients
@@ -196,6 +201,7 @@ func (s *Service) Abort() { s.streams.abort() }
 // creations cut short.
 func (s *Service) Run(ctx context.Context) {
 	go s.metrics.runSampler(ctx)
+	go s.watchReadiness(ctx)
 	go s.delivery.run(ctx)
 	s.life.Run(ctx)
 }

@@ -53,7 +53,7 @@ func (l *Lifecycle) Create(ctx context.Context, req CreateRequest) (Status, stri
 	if err := l.store.CreateIntent(ctx, in); err != nil {
 		// Kinescope is not called unless the intent is stored: an outage of
 		// the store creates no video.
-		return Status{}, "", l.storeFailed("create intent", req.ID, err)
+		return Status{}, "", l.storeFailed(OpCreateIntent, req.ID, err)
 	}
 	up, err := l.initVideo(ctx, req.ID, req.Init)
 	if err != nil {
@@ -69,7 +69,7 @@ func (l *Lifecycle) Create(ctx context.Context, req CreateRequest) (Status, stri
 		l.log.Error("the Kinescope video is orphaned: its record could not be stored", slog.String("video_id", rec.VideoID),
 			slog.String("intent_id", rec.ID))
 		l.noteOrphan(ctx, rec.ID, rec.VideoID)
-		return Status{Record: rec}, up.RequestID, l.storeFailed("create", rec.ID, err)
+		return Status{Record: rec}, up.RequestID, l.storeFailed(OpCreate, rec.ID, err)
 	}
 	l.publish(created)
 	return l.status(rec), up.RequestID, nil
@@ -149,6 +149,7 @@ func (l *Lifecycle) settleIntent(ctx context.Context, id string, initErr error) 
 	if err := l.store.DeleteIntent(context.WithoutCancel(ctx), id); err != nil {
 		l.log.Warn("could not remove the intent of a refused creation; it will be reported as a possibly orphaned video",
 			slog.String("intent_id", id), slog.String("error", err.Error()))
+		l.storeError(OpDeleteIntent)
 	}
 }
 
@@ -179,5 +180,6 @@ func (l *Lifecycle) noteOrphan(ctx context.Context, id, videoID string) {
 		// the video id, which this line gives.
 		l.log.Error("could not record the video id of an orphaned Kinescope video in its intent",
 			slog.String("intent_id", id), slog.String("video_id", videoID), slog.String("error", err.Error()))
+		l.storeError(OpSetIntentVideo)
 	}
 }

@@ -50,6 +50,32 @@ const (
 	// Event.Upload the upload before and after.
 	StreamStarted
 	StreamEnded
+	// StoreFailed: a call to the state store (or to the lock service next
+	// to it) failed; Event.Detail is its operation, one of StoreOps. Nothing
+	// was stored, so it is the one event not published after a write.
+	StoreFailed
+)
+
+// StoreOps are the operations a StoreFailed event names: the whole set, so
+// an observer can create its series up front.
+var StoreOps = []string{
+	OpCreateIntent, OpCreate, OpGet, OpLock, OpUpdate, OpDelete,
+	OpDeleteIntent, OpSetIntentVideo, OpSweep, OpSweepIntents, OpPing,
+}
+
+// Values of a StoreFailed event's Detail.
+const (
+	OpCreateIntent   = "create_intent"    // a creation's intent, before Kinescope's init
+	OpCreate         = "create"           // a new upload's record
+	OpGet            = "get"              // reading a record
+	OpLock           = "lock"             // taking an upload's lock
+	OpUpdate         = "update"           // recording an offset
+	OpDelete         = "delete"           // a terminated or lost upload's record
+	OpDeleteIntent   = "delete_intent"    // the intent of a refused creation
+	OpSetIntentVideo = "set_intent_video" // the video id of an orphaned creation
+	OpSweep          = "sweep"            // expiring idle uploads
+	OpSweepIntents   = "sweep_intents"    // reporting orphaned creations
+	OpPing           = "ping"             // a readiness check, or creation checking a store known to be failing
 )
 
 func (k EventKind) String() string {
@@ -80,6 +106,8 @@ func (k EventKind) String() string {
 		return "stream_started"
 	case StreamEnded:
 		return "stream_ended"
+	case StoreFailed:
+		return "store_failed"
 	}
 	return "unknown"
 }
@@ -132,7 +160,8 @@ type Event struct {
 	Stream *Stream
 	// Bytes is the count of an Accepted event.
 	Bytes int64
-	// Detail qualifies OffsetMismatch and Reconciled events.
+	// Detail qualifies OffsetMismatch and Reconciled events, and names the
+	// operation of a StoreFailed one.
 	Detail string
 	// RequestID is Kinescope's request id of a Created event.
 	RequestID string

@@ -52,6 +52,7 @@ func (l *Lifecycle) Expire(ctx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil {
 				l.log.Error("sweeping expired uploads failed", slog.String("error", err.Error()))
+				l.storeError(OpSweep)
 			}
 			return
 		}
@@ -78,6 +79,7 @@ func (l *Lifecycle) ReportOrphans(ctx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil {
 				l.log.Error("sweeping creation intents failed", slog.String("error", err.Error()))
+				l.storeError(OpSweepIntents)
 			}
 			return
 		}

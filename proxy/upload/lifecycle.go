@@ -199,7 +199,15 @@ func (l *Lifecycle) storeFailed(op, id string, err error) error {
 	}
 	l.storeDown.Store(true)
 	l.log.Error("state store failed", slog.String("op", op), slog.String("upload_id", id), slog.String("error", err.Error()))
+	l.storeError(op)
 	return ErrStoreUnavailable
+}
+
+// storeError reports a failed store operation to the observers, so an
+// outage shows in metrics even when no request is answered 5xx because of
+// it (a balancer that drops a not-ready replica sends it none).
+func (l *Lifecycle) storeError(op string) {
+	l.publish(Event{Kind: StoreFailed, At: l.now(), Detail: op})
 }
 
 // storeCheckTimeout bounds the ping of StoreUsable.
@@ -215,6 +223,7 @@ func (l *Lifecycle) StoreUsable(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
 	defer cancel()
 	if err := l.store.Ping(ctx); err != nil {
+		l.storeError(OpPing)
 		return false
 	}
 	l.storeDown.Store(false)

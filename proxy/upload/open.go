@@ -78,7 +78,7 @@ func (l *Lifecycle) get(ctx context.Context, id string) (state.Record, error) {
 		return rec, ErrNotFound
 	}
 	if err != nil {
-		return rec, l.storeFailed("get", id, err)
+		return rec, l.storeFailed(OpGet, id, err)
 	}
 	return rec, nil
 }
@@ -102,7 +102,7 @@ func (l *Lifecycle) lock(ctx context.Context, id string, onRelease func()) (hand
 		}
 		// A distributed lock lives next to the state (Redis): when it
 		// cannot be taken, the store is as unreachable.
-		return nil, l.storeFailed("lock", id, err)
+		return nil, l.storeFailed(OpLock, id, err)
 	}
 	return lock, nil
 }
@@ -158,7 +158,7 @@ func (h *Handle) Terminate(ctx context.Context) error {
 	}
 	terminated := l.event(Terminated, rec)
 	if err := l.store.Delete(context.WithoutCancel(ctx), rec.ID, l.durable(Terminated, terminated.At)); err != nil {
-		return l.storeFailed("delete", rec.ID, err)
+		return l.storeFailed(OpDelete, rec.ID, err)
 	}
 	l.publish(terminated)
 	return nil

@@ -324,6 +324,7 @@ func (l *Lifecycle) markUncertain(ctx context.Context, rec state.Record) (state.
 	})
 	if err != nil {
 		l.log.Error("state store update failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
+		l.storeError(OpUpdate)
 		return rec, false
 	}
 	return updated, true
@@ -349,7 +350,7 @@ func (l *Lifecycle) recordProgress(ctx context.Context, rec state.Record, offset
 		return rec, ErrNotFound
 	}
 	if err != nil {
-		return rec, l.storeFailed("update", rec.ID, err)
+		return rec, l.storeFailed(OpUpdate, rec.ID, err)
 	}
 	updated.Offset, updated.OffsetUncertain = offset, false
 	return updated, nil
@@ -369,7 +370,7 @@ func (l *Lifecycle) recordOffset(ctx context.Context, id string, offset int64) (
 		return rec, ErrNotFound
 	}
 	if err != nil {
-		return rec, l.storeFailed("update", id, err)
+		return rec, l.storeFailed(OpUpdate, id, err)
 	}
 	return rec, nil
 }
@@ -384,6 +385,7 @@ func (l *Lifecycle) forget(ctx context.Context, rec state.Record, status int) er
 		// gets the same answer. The fact is reported all the same: the
 		// upload is lost whatever the store holds.
 		l.log.Error("state store delete failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
+		l.storeError(OpDelete)
 	}
 	l.publish(lost)
 	if status == http.StatusGone {
