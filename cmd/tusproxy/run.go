@@ -139,7 +139,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 		return err
 	}
 	// Closed last, so /readyz tells the load balancer about the shutdown
-	// while uploads drain.
+	// while uploads drain, and after TUSPROXY_METRICS_LINGER (below), so
+	// the drain's last counters are scraped.
 	defer stopAdmin()
 	srv := newServer(svc, logger, cfg.ReadHeaderTimeout, cfg.MaxHeaderBytes)
 	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
@@ -173,6 +174,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 	case <-ctx.Done():
 	}
 	shutdown(cfg, svc, srv, logger)
+	if adminAddr != nil && cfg.MetricsLinger > 0 {
+		// The public listener is closed; the admin one (deferred
+		// stopAdmin) serves a little longer, so Prometheus scrapes the
+		// drain's last seconds: its final 503s and accepted bytes.
+		logger.Info("admin listener serving the last scrapes", slog.Duration("linger", cfg.MetricsLinger))
+		time.Sleep(cfg.MetricsLinger)
+	}
 	return nil
 }
 
