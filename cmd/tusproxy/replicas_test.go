@@ -548,6 +548,8 @@ func TestReplicasRedisRestart(t *testing.T) {
 	if inProgress() == 0 {
 		t.Fatal("no upload was in progress when Redis stopped; the test proves nothing")
 	}
+	// Replica 1 is not probed: its own check moves the gauge.
+	waitSample(t, c.admins[1], `tusproxy_ready{state="store_unreachable"}`, func(v float64) bool { return v == 1 })
 	checkReadyz(t, c.admins[0], http.StatusServiceUnavailable)
 	resp, err := client.send(http.MethodHead, "http://"+c.replicas[1].addr+"/files/"+testkit.UploadID(locs[0]), nil)
 	if err != nil {
@@ -564,6 +566,14 @@ func TestReplicasRedisRestart(t *testing.T) {
 		}
 	}
 	checkReadyz(t, c.admins[0], http.StatusOK)
+	for _, admin := range c.admins {
+		waitSample(t, admin, `tusproxy_ready{state="ready"}`, func(v float64) bool { return v == 1 })
+		waitSample(t, admin, `tusproxy_ready{state="store_unreachable"}`, func(v float64) bool { return v == 0 })
+	}
+	// Every replica's checks failed while Redis was down.
+	for _, admin := range c.admins {
+		waitSample(t, admin, `tusproxy_store_errors_total{operation="ping"}`, func(v float64) bool { return v > 0 })
+	}
 	for i, loc := range locs {
 		checkUploadBytes(t, c, client, loc, datas[i])
 	}
@@ -572,6 +582,31 @@ func TestReplicasRedisRestart(t *testing.T) {
 	}
 	if client.head5x.Load() != 0 {
 		t.Errorf("tusproxy answered HEAD with a 5xx %d times", client.head5x.Load())
+	}
+}
+
+// waitSample waits (a little) for the admin listener's series name to
+// satisfy ok.
+func waitSample(t *testing.T, admin, name string, ok func(float64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	last := "never found"
+	for {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if v, found := sample(string(body), name); found {
+				if ok(v) {
+					return
+				}
+				last = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s on %s: %s", name, admin, last)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
