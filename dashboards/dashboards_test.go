@@ -774,6 +774,10 @@ func TestMetricsAreRegistered(t *testing.T) {
 	for _, r := range loadRules(t) {
 		exprs[fmt.Sprintf("%s:%d %s", alertsFile, r.line, r.name)] = r.fields["expr"]
 	}
+	records := loadRecords(t)
+	for name, expr := range records {
+		exprs[fmt.Sprintf("%s record %s", alertsFile, name)] = expr
+	}
 	keys := make([]string, 0, len(exprs))
 	for k := range exprs {
 		keys = append(keys, k)
@@ -786,6 +790,11 @@ func TestMetricsAreRegistered(t *testing.T) {
 		}
 		for _, name := range identifier.FindAllString(stringLit.ReplaceAllString(exprs[where], `""`), -1) {
 			used[name] = true
+			// A recording rule's name (level:metric:operations) must be
+			// one alerts.yml defines.
+			if strings.Contains(name, ":tusproxy_") && records[name] == "" {
+				t.Errorf("%s: recording rule %s is not defined in %s", where, name, alertsFile)
+			}
 		}
 	}
 	// The dashboard is meant to show every tusproxy metric: one left out is
@@ -838,6 +847,31 @@ func TestRegistryCheckCatchesMistakes(t *testing.T) {
 // promtool returns the path of promtool, skipping the test when it is not
 // installed unless TUSPROXY_PROMTOOL_REQUIRED is set (as CI sets it after
 // installing it), so a missing tool cannot pass CI unnoticed.
+// loadRecords returns the recording rules of alerts.yml, name to expr. They
+// are read by the same parser, as rules named by their record.
+func loadRecords(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile(`(?m)^(\s*)- record:`).ReplaceAllString(string(raw), "$1- alert:")
+	rules, err := parseRules(text)
+	if err != nil {
+		t.Fatalf("%s: %v", alertsFile, err)
+	}
+	records := make(map[string]string)
+	for _, r := range rules {
+		if strings.Contains(r.name, ":") {
+			records[r.name] = r.fields["expr"]
+		}
+	}
+	if items := regexp.MustCompile(`(?m)^\s*- record:`).FindAllStringIndex(string(raw), -1); len(items) != len(records) {
+		t.Fatalf("%s: parsed %d recording rules, the file has %d `- record:` items", alertsFile, len(records), len(items))
+	}
+	return records
+}
+
 func promtool(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("promtool")
