@@ -114,8 +114,8 @@ func TestMetricsLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
-	if m.seriesWith("upload_id", testkit.UploadID(url)) != 4 {
-		t.Errorf("the upload has %d series, want 4 (offset, length, speed, last activity)", m.seriesWith("upload_id", testkit.UploadID(url)))
+	if m.seriesWith("upload_id", testkit.UploadID(url)) != 5 {
+		t.Errorf("the upload has %d series, want 5 (offset, length, speed, last activity, created)", m.seriesWith("upload_id", testkit.UploadID(url)))
 	}
 }
 
@@ -206,8 +206,8 @@ func TestMetricsOneUpload(t *testing.T) {
 	// Within the grace period the series stay; after it every one is gone.
 	m.clock.Advance(time.Minute)
 	m.svc.SampleMetrics()
-	if n := m.seriesWith("upload_id", id); n != 4 {
-		t.Fatalf("%d series one minute after completion, want 4", n)
+	if n := m.seriesWith("upload_id", id); n != 5 {
+		t.Fatalf("%d series one minute after completion, want 5", n)
 	}
 	m.clock.Advance(time.Minute)
 	m.svc.SampleMetrics()
@@ -325,8 +325,8 @@ func TestMetricsSeriesRemoved(t *testing.T) {
 	if n := m.seriesWith("upload_id", doomed); n != 0 {
 		t.Errorf("terminated upload: %d series after the grace period, want 0", n)
 	}
-	if n := m.seriesWith("upload_id", idle); n != 4 {
-		t.Errorf("idle upload: %d series before its idle period ended, want 4", n)
+	if n := m.seriesWith("upload_id", idle); n != 5 {
+		t.Errorf("idle upload: %d series before its idle period ended, want 5", n)
 	}
 	m.clock.Advance(10 * time.Minute)
 	m.svc.SampleMetrics()
