@@ -774,6 +774,13 @@ func TestMetricsAreRegistered(t *testing.T) {
 	for _, r := range loadRules(t) {
 		exprs[fmt.Sprintf("%s:%d %s", alertsFile, r.line, r.name)] = r.fields["expr"]
 	}
+	records := loadRecords(t)
+	for name, expr := range records {
+		exprs[fmt.Sprintf("%s record %s", alertsFile, name)] = expr
+		// Recording rules are series Prometheus makes, by job: panels and
+		// alerts may select them like tusproxy's own.
+		registered[name] = &metricInfo{labels: map[string]bool{}}
+	}
 	keys := make([]string, 0, len(exprs))
 	for k := range exprs {
 		keys = append(keys, k)
@@ -786,6 +793,11 @@ func TestMetricsAreRegistered(t *testing.T) {
 		}
 		for _, name := range identifier.FindAllString(stringLit.ReplaceAllString(exprs[where], `""`), -1) {
 			used[name] = true
+			// A recording rule's name (level:metric:operations) must be
+			// one alerts.yml defines.
+			if strings.Contains(name, ":tusproxy_") && records[name] == "" {
+				t.Errorf("%s: recording rule %s is not defined in %s", where, name, alertsFile)
+			}
 		}
 	}
 	// The dashboard is meant to show every tusproxy metric: one left out is
@@ -838,6 +850,31 @@ func TestRegistryCheckCatchesMistakes(t *testing.T) {
 // promtool returns the path of promtool, skipping the test when it is not
 // installed unless TUSPROXY_PROMTOOL_REQUIRED is set (as CI sets it after
 // installing it), so a missing tool cannot pass CI unnoticed.
+// loadRecords returns the recording rules of alerts.yml, name to expr. They
+// are read by the same parser, as rules named by their record.
+func loadRecords(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := regexp.MustCompile(`(?m)^(\s*)- record:`).ReplaceAllString(string(raw), "$1- alert:")
+	rules, err := parseRules(text)
+	if err != nil {
+		t.Fatalf("%s: %v", alertsFile, err)
+	}
+	records := make(map[string]string)
+	for _, r := range rules {
+		if strings.Contains(r.name, ":") {
+			records[r.name] = r.fields["expr"]
+		}
+	}
+	if items := regexp.MustCompile(`(?m)^\s*- record:`).FindAllStringIndex(string(raw), -1); len(items) != len(records) {
+		t.Fatalf("%s: parsed %d recording rules, the file has %d `- record:` items", alertsFile, len(records), len(items))
+	}
+	return records
+}
+
 func promtool(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("promtool")
@@ -978,6 +1015,91 @@ func TestPromtoolCurrentUploadsAcrossReplicas(t *testing.T) {
 		}
 	}
 	file := filepath.Join(t.TempDir(), "current_uploads_test.yml")
+	if err := os.WriteFile(file, []byte(spec.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tool, "test", "rules", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s\n%s", err, out, spec.String())
+	}
+}
+
+// TestPromtoolCurrentUploadsState evaluates the Current uploads table's
+// state, instance and age columns at 10 minutes (time() = 600): u1 moved
+// from replica a (idle there for minutes) to b, where it moves; u2 is
+// unfinished and idle for 5 minutes on a (stalled); u3 is complete and idle
+// (not a problem).
+func TestPromtoolCurrentUploadsState(t *testing.T) {
+	tool := promtool(t)
+	queries := make(map[string]string)
+	for _, p := range allPanels(loadDashboard(t).Panels) {
+		if p.Title == "Current uploads" {
+			for _, tg := range p.Targets {
+				queries[tg.RefID] = prometheusExpr(tg.Expr)
+			}
+		}
+	}
+	for _, ref := range []string{"F", "G", "H"} {
+		if queries[ref] == "" {
+			t.Fatalf("Current uploads has no query %s (update this test if it moved)", ref)
+		}
+	}
+	const (
+		a = `job="tusproxy", instance="a:9090"`
+		b = `job="tusproxy", instance="b:9090"`
+	)
+	series := []struct{ series, values string }{
+		{`tusproxy_upload_offset_bytes{` + a + `, upload_id="u1", video_id="v1"}`, "10x10"},
+		{`tusproxy_upload_length_bytes{` + a + `, upload_id="u1", video_id="v1"}`, "100x10"},
+		{`tusproxy_upload_last_activity_timestamp_seconds{` + a + `, upload_id="u1", video_id="v1"}`, "100x10"},
+		{`tusproxy_upload_created_timestamp_seconds{` + a + `, upload_id="u1", video_id="v1"}`, "50x10"},
+		{`tusproxy_upload_offset_bytes{` + b + `, upload_id="u1", video_id="v1"}`, "50x10"},
+		{`tusproxy_upload_length_bytes{` + b + `, upload_id="u1", video_id="v1"}`, "100x10"},
+		{`tusproxy_upload_last_activity_timestamp_seconds{` + b + `, upload_id="u1", video_id="v1"}`, "590x10"},
+		{`tusproxy_upload_created_timestamp_seconds{` + b + `, upload_id="u1", video_id="v1"}`, "50x10"},
+		{`tusproxy_upload_offset_bytes{` + a + `, upload_id="u2", video_id="v2"}`, "10x10"},
+		{`tusproxy_upload_length_bytes{` + a + `, upload_id="u2", video_id="v2"}`, "100x10"},
+		{`tusproxy_upload_last_activity_timestamp_seconds{` + a + `, upload_id="u2", video_id="v2"}`, "300x10"},
+		{`tusproxy_upload_created_timestamp_seconds{` + a + `, upload_id="u2", video_id="v2"}`, "200x10"},
+		{`tusproxy_upload_offset_bytes{` + a + `, upload_id="u3", video_id="v3"}`, "100x10"},
+		{`tusproxy_upload_length_bytes{` + a + `, upload_id="u3", video_id="v3"}`, "100x10"},
+		{`tusproxy_upload_last_activity_timestamp_seconds{` + a + `, upload_id="u3", video_id="v3"}`, "100x10"},
+		{`tusproxy_upload_created_timestamp_seconds{` + a + `, upload_id="u3", video_id="v3"}`, "0x10"},
+	}
+	const activity = "tusproxy_upload_last_activity_timestamp_seconds"
+	want := map[string][]struct {
+		labels string
+		value  float64
+	}{
+		"F": { // the replica with the latest activity
+			{activity + `{` + b + `, upload_id="u1", video_id="v1"}`, 590},
+			{activity + `{` + a + `, upload_id="u2", video_id="v2"}`, 300},
+			{activity + `{` + a + `, upload_id="u3", video_id="v3"}`, 100},
+		},
+		"G": { // age, seconds
+			{`{upload_id="u1", video_id="v1"}`, 550},
+			{`{upload_id="u2", video_id="v2"}`, 400},
+			{`{upload_id="u3", video_id="v3"}`, 600},
+		},
+		"H": { // stalled: unfinished and idle for 30 s on its latest replica
+			{`{upload_id="u1", video_id="v1"}`, 0},
+			{`{upload_id="u2", video_id="v2"}`, 1},
+			{`{upload_id="u3", video_id="v3"}`, 0},
+		},
+	}
+	var spec strings.Builder
+	spec.WriteString("rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n")
+	for _, s := range series {
+		fmt.Fprintf(&spec, "      - series: '%s'\n        values: '%s'\n", s.series, s.values)
+	}
+	spec.WriteString("    promql_expr_test:\n")
+	for _, ref := range []string{"F", "G", "H"} {
+		fmt.Fprintf(&spec, "      - expr: |\n%s\n        eval_time: 10m\n        exp_samples:\n", indent(queries[ref], 10))
+		for _, w := range want[ref] {
+			fmt.Fprintf(&spec, "          - labels: '%s'\n            value: %s\n", w.labels, strconv.FormatFloat(w.value, 'f', -1, 64))
+		}
+	}
+	file := filepath.Join(t.TempDir(), "current_uploads_state_test.yml")
 	if err := os.WriteFile(file, []byte(spec.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,12 +58,14 @@ type metrics struct {
 	uploadsCompleted  prometheus.Counter
 	uploadsTerminated prometheus.Counter
 	uploadsExpired    prometheus.Counter
+	uploadsLost       prometheus.Counter
 	orphanedVideos    prometheus.Counter
 
 	// received counts client body bytes as they are read; the counter is a
 	// CounterFunc over it, so the hot path pays one atomic add per read.
 	received     atomic.Int64
 	accepted     prometheus.Counter
+	lost         prometheus.Counter
 	stalled      prometheus.Gauge
 	uploadSize   prometheus.Histogram
 	uploadTime   prometheus.Histogram
@@ -72,13 +75,22 @@ type metrics struct {
 	initFailures *prometheus.CounterVec
 	mismatches   *prometheus.CounterVec
 	reconciled   *prometheus.CounterVec
+	credentials  prometheus.Gauge
+	firstByte    prometheus.Histogram
+
+	// sent counts body bytes handed to upstream PATCHes as they stream:
+	// the writes that ended, plus the live ones read at scrape time through
+	// their streams' own counters, so the hot path pays nothing more.
+	sentMu   sync.Mutex
+	sentDone int64
+	sentLive map[*upload.Stream]struct{}
 
 	series  *uploadSeries
 	streams *streams // the bodies in flight, for the in-flight and stalled gauges
 }
 
 func newMetrics(reg prometheus.Registerer, series *uploadSeries, streams *streams) *metrics {
-	m := &metrics{series: series, streams: streams}
+	m := &metrics{series: series, streams: streams, sentLive: make(map[*upload.Stream]struct{})}
 	m.defineRequests()
 	m.defineUploads()
 	m.defineUpstream()
@@ -90,10 +102,15 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries, streams *stream
 		Name: "tusproxy_uploads_in_flight",
 		Help: "Uploads with a PATCH (or a creation with data) streaming now.",
 	}, func() float64 { return float64(streams.count()) })
+	sent := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tusproxy_upstream_sent_bytes_total",
+		Help: "Upload body bytes handed to upstream PATCHes, counted while they stream (accepted moves only when Kinescope answers).",
+	}, m.sentBytes)
 
 	reg.MustRegister(m.requests, m.requestDuration, m.uploadsCreated, m.uploadsCompleted, m.uploadsTerminated,
-		m.uploadsExpired, m.orphanedVideos, received, m.accepted, inFlight, m.stalled, m.uploadSize, m.uploadTime, m.patchRate,
-		m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciled)
+		m.uploadsExpired, m.uploadsLost, m.orphanedVideos, received, sent, m.accepted, m.lost, inFlight, m.stalled, m.uploadSize,
+		m.uploadTime, m.patchRate, m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciled, m.credentials,
+		m.firstByte)
 	series.register(reg)
 
 	m.createKnownLabels()
@@ -131,6 +148,10 @@ func (m *metrics) defineUploads() {
 		Name: "tusproxy_uploads_expired_total",
 		Help: "Unfinished uploads forgotten after TUSPROXY_UPLOAD_TTL without activity.",
 	})
+	m.uploadsLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_uploads_lost_total",
+		Help: "Unfinished uploads the upstream no longer has (it answered 404 or 410): their clients cannot finish them.",
+	})
 	m.orphanedVideos = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tusproxy_orphaned_videos_total",
 		Help: "Creations cut between Kinescope's /v2/init and storing the upload's record (a crash, a store failure, a refused endpoint), " +
@@ -143,7 +164,7 @@ func (m *metrics) defineUploads() {
 	m.uploadSize = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "tusproxy_upload_size_bytes",
 		Help:    "Upload-Length of created uploads.",
-		Buckets: prometheus.ExponentialBuckets(1<<20, 4, 10), // 1 MiB to 256 GiB
+		Buckets: prometheus.ExponentialBuckets(1<<20, 2, 19), // 1 MiB to 256 GiB; ×2 keeps a quantile within a factor of 2
 	})
 	m.uploadTime = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "tusproxy_upload_duration_seconds",
@@ -153,7 +174,7 @@ func (m *metrics) defineUploads() {
 	m.patchRate = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "tusproxy_patch_throughput_bytes_per_second",
 		Help:    "Body bytes per second of PATCHes that moved at least 1 MiB, from headers to answer.",
-		Buckets: prometheus.ExponentialBuckets(256<<10, 2, 14), // 256 KiB/s to 2 GiB/s
+		Buckets: prometheus.ExponentialBuckets(16<<10, 2, 18), // 16 KiB/s (a poor mobile link) to 2 GiB/s
 	})
 }
 
@@ -162,7 +183,22 @@ func (m *metrics) defineUploads() {
 func (m *metrics) defineUpstream() {
 	m.accepted = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tusproxy_upstream_accepted_bytes_total",
-		Help: "Upload bytes the upstream confirmed. Received minus accepted is what failures cost.",
+		Help: "Upload bytes the upstream confirmed, counted when it answers a PATCH (a whole-file PATCH moves this only at its end).",
+	})
+	m.lost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tusproxy_upstream_lost_bytes_total",
+		Help: "Upload bytes clients sent that the upstream did not keep, measured when each write ends: its bytes received minus " +
+			"the offset it moved once reconciled. Clients send these bytes again.",
+	})
+	m.credentials = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tusproxy_init_credentials_rejected",
+		Help: "1 when Kinescope's last answer to /v2/init refused the API token (401/403); 0 once an init succeeds, or none was refused.",
+	})
+	m.firstByte = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "tusproxy_upstream_patch_first_byte_seconds",
+		Help: "Time from a write's start (the upload's lock held) to its first body byte handed to the upstream PATCH: " +
+			"reconciling, connecting and TLS, whatever the body's length.",
+		Buckets: durationBuckets,
 	})
 	m.upstreamReqs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tusproxy_upstream_requests_total",
@@ -195,6 +231,9 @@ func (m *metrics) createKnownLabels() {
 		for _, class := range statusClasses {
 			m.requests.WithLabelValues(method, class).Add(0)
 		}
+		// An empty histogram per method, so the first request of a kind
+		// moves rate() at once instead of starting its series.
+		m.requestDuration.WithLabelValues(method)
 	}
 	for _, op := range upstreamOps {
 		for _, outcome := range outcomes {
@@ -249,6 +288,7 @@ func (m *metrics) Observe(e upload.Event) {
 		m.uploadsExpired.Inc()
 		m.series.finished(rec.ID)
 	case upload.Lost:
+		m.uploadsLost.Inc()
 		m.series.finished(rec.ID)
 	case upload.Orphaned:
 		m.orphanedVideos.Inc()
@@ -263,8 +303,12 @@ func (m *metrics) Observe(e upload.Event) {
 	case upload.EndpointRefused:
 		m.initFailures.WithLabelValues("bad_endpoint").Inc()
 	case upload.StreamStarted:
+		m.sentMu.Lock()
+		m.sentLive[e.Stream] = struct{}{}
+		m.sentMu.Unlock()
 		m.series.patchStarted(rec, e.Stream)
 	case upload.StreamEnded:
+		m.streamEnded(e)
 		if read, elapsed := e.Stream.Received(), e.At.Sub(e.Stream.Began); read >= 1<<20 && elapsed > 0 {
 			m.patchRate.Observe(float64(read) / elapsed.Seconds())
 		}
@@ -272,11 +316,51 @@ func (m *metrics) Observe(e upload.Event) {
 	}
 }
 
+// streamEnded moves a write's bytes from live to done, and counts what it
+// lost and how long it took to start sending.
+func (m *metrics) streamEnded(e upload.Event) {
+	s := e.Stream
+	m.sentMu.Lock()
+	if _, ok := m.sentLive[s]; ok {
+		delete(m.sentLive, s)
+		m.sentDone += s.Received()
+	}
+	m.sentMu.Unlock()
+	if lost := s.Lost(e.Upload); lost > 0 {
+		m.lost.Add(float64(lost))
+	}
+	if first, ok := s.FirstByte(); ok {
+		m.firstByte.Observe(first.Seconds())
+	}
+}
+
+// sentBytes is the sent counter's value: ended writes plus live ones. A
+// write's bytes move from live to done under the lock, so it never goes back.
+func (m *metrics) sentBytes() float64 {
+	m.sentMu.Lock()
+	defer m.sentMu.Unlock()
+	n := m.sentDone
+	for s := range m.sentLive {
+		n += s.Received()
+	}
+	return float64(n)
+}
+
 // upstream counts one request to Kinescope.
 func (m *metrics) upstream(c *upload.Call) {
 	m.upstreamReqs.WithLabelValues(c.Op, upstreamOutcome(c.Err)).Inc()
 	m.upstreamTime.WithLabelValues(c.Op).Observe(c.Duration.Seconds())
-	if c.Op == "init" && c.Err != nil {
+	if c.Op != "init" {
+		return
+	}
+	var ke *kinescope.Error
+	switch {
+	case c.Err == nil:
+		m.credentials.Set(0)
+	case errors.As(c.Err, &ke) && ke.Kind == kinescope.KindAuth:
+		m.credentials.Set(1)
+	}
+	if c.Err != nil {
 		m.initFailure(c.Err)
 	}
 }

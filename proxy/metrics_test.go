@@ -114,8 +114,8 @@ func TestMetricsLint(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
-	if m.seriesWith("upload_id", testkit.UploadID(url)) != 4 {
-		t.Errorf("the upload has %d series, want 4 (offset, length, speed, last activity)", m.seriesWith("upload_id", testkit.UploadID(url)))
+	if m.seriesWith("upload_id", testkit.UploadID(url)) != 5 {
+		t.Errorf("the upload has %d series, want 5 (offset, length, speed, last activity, created)", m.seriesWith("upload_id", testkit.UploadID(url)))
 	}
 }
 
@@ -157,16 +157,20 @@ func TestMetricsOneUpload(t *testing.T) {
 	testkit.CheckBytes(t, m.emu, video.ID, data)
 
 	want := map[string]float64{
-		"tusproxy_uploads_created_total":         1,
-		"tusproxy_uploads_completed_total":       1,
-		"tusproxy_uploads_terminated_total":      0,
-		"tusproxy_uploads_expired_total":         0,
-		"tusproxy_client_received_bytes_total":   float64(len(data)),
-		"tusproxy_upstream_accepted_bytes_total": float64(len(data)),
-		"tusproxy_uploads_in_flight":             0,
-		"tusproxy_upload_series":                 1,
-		"tusproxy_upload_size_bytes":             1, // one observation
-		"tusproxy_upload_duration_seconds":       1,
+		"tusproxy_uploads_created_total":             1,
+		"tusproxy_uploads_completed_total":           1,
+		"tusproxy_uploads_terminated_total":          0,
+		"tusproxy_uploads_expired_total":             0,
+		"tusproxy_client_received_bytes_total":       float64(len(data)),
+		"tusproxy_upstream_accepted_bytes_total":     float64(len(data)),
+		"tusproxy_upstream_sent_bytes_total":         float64(len(data)),
+		"tusproxy_upstream_lost_bytes_total":         0,
+		"tusproxy_upstream_patch_first_byte_seconds": 2, // one observation per write
+		"tusproxy_init_credentials_rejected":         0,
+		"tusproxy_uploads_in_flight":                 0,
+		"tusproxy_upload_series":                     1,
+		"tusproxy_upload_size_bytes":                 1, // one observation
+		"tusproxy_upload_duration_seconds":           1,
 	}
 	for name, v := range want {
 		if got := m.value(name, nil); got != v {
@@ -202,8 +206,8 @@ func TestMetricsOneUpload(t *testing.T) {
 	// Within the grace period the series stay; after it every one is gone.
 	m.clock.Advance(time.Minute)
 	m.svc.SampleMetrics()
-	if n := m.seriesWith("upload_id", id); n != 4 {
-		t.Fatalf("%d series one minute after completion, want 4", n)
+	if n := m.seriesWith("upload_id", id); n != 5 {
+		t.Fatalf("%d series one minute after completion, want 5", n)
 	}
 	m.clock.Advance(time.Minute)
 	m.svc.SampleMetrics()
@@ -255,6 +259,14 @@ func TestMetricsOffsetMovesDuringPatch(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// Sent moves while the PATCH streams (accepted waits for the upstream's
+	// answer), and nothing is lost midway.
+	if got := m.value("tusproxy_upstream_sent_bytes_total", nil); got != float64(half) {
+		t.Errorf("sent while streaming = %v, want %d", got, half)
+	}
+	if got := m.value("tusproxy_upstream_lost_bytes_total", nil); got != 0 {
+		t.Errorf("lost while streaming = %v, want 0", got)
+	}
 	m.clock.Advance(5 * time.Second)
 	m.svc.SampleMetrics()
 	if got := m.value("tusproxy_uploads_in_flight", nil); got != 1 {
@@ -284,6 +296,15 @@ func TestMetricsOffsetMovesDuringPatch(t *testing.T) {
 	if got := m.value("tusproxy_upload_offset_bytes", labels); got != float64(len(data)) {
 		t.Errorf("offset after the PATCH = %v, want %d", got, len(data))
 	}
+	for name, want := range map[string]float64{
+		"tusproxy_upstream_sent_bytes_total":     float64(len(data)),
+		"tusproxy_upstream_accepted_bytes_total": float64(len(data)),
+		"tusproxy_upstream_lost_bytes_total":     0,
+	} {
+		if got := m.value(name, nil); got != want {
+			t.Errorf("%s after the PATCH = %v, want %v", name, got, want)
+		}
+	}
 }
 
 // TestMetricsSeriesRemoved: an idle upload and a terminated one lose their
@@ -304,8 +325,8 @@ func TestMetricsSeriesRemoved(t *testing.T) {
 	if n := m.seriesWith("upload_id", doomed); n != 0 {
 		t.Errorf("terminated upload: %d series after the grace period, want 0", n)
 	}
-	if n := m.seriesWith("upload_id", idle); n != 4 {
-		t.Errorf("idle upload: %d series before its idle period ended, want 4", n)
+	if n := m.seriesWith("upload_id", idle); n != 5 {
+		t.Errorf("idle upload: %d series before its idle period ended, want 5", n)
 	}
 	m.clock.Advance(10 * time.Minute)
 	m.svc.SampleMetrics()
@@ -350,10 +371,16 @@ func TestMetricsFailures(t *testing.T) {
 	if got := m.value("tusproxy_upstream_requests_total", map[string]string{"operation": "init", "outcome": "rejected"}); got != 1 {
 		t.Errorf("upstream init rejected = %v, want 1", got)
 	}
+	if got := m.value("tusproxy_init_credentials_rejected", nil); got != 1 {
+		t.Errorf("credentials rejected = %v after a 401, want 1", got)
+	}
 	m.emu.SetFaults(kinescopetest.Faults{})
 
 	data := testkit.RandomBytes(100_000)
 	url := m.create(int64(len(data)), "")
+	if got := m.value("tusproxy_init_credentials_rejected", nil); got != 0 {
+		t.Errorf("credentials rejected = %v after a creation succeeded, want 0", got)
+	}
 	if resp := m.patch(url, 5, data[:10]); resp.StatusCode != http.StatusConflict {
 		t.Fatalf("PATCH at the wrong offset: %d, want 409", resp.StatusCode)
 	}
@@ -376,6 +403,11 @@ func TestMetricsFailures(t *testing.T) {
 	accepted := m.value("tusproxy_upstream_accepted_bytes_total", nil)
 	if accepted != 40_000 || received <= accepted {
 		t.Errorf("received %v, accepted %v: want 40000 accepted (what the upstream kept) and more received", received, accepted)
+	}
+	// Lost is measured per write: what this PATCH sent beyond what the
+	// upstream kept once reconciled.
+	if lost, sent := m.value("tusproxy_upstream_lost_bytes_total", nil), m.value("tusproxy_upstream_sent_bytes_total", nil); lost != sent-40_000 || lost <= 0 {
+		t.Errorf("lost %v, sent %v: want lost = sent - 40000 (what the upstream kept)", lost, sent)
 	}
 	if off := testkit.HeadOffset(t, http.DefaultClient, url); off != 40_000 {
 		t.Errorf("HEAD after the cut = %d, want 40000", off)

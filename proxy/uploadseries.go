@@ -36,6 +36,7 @@ type uploadSeries struct {
 	length       *prometheus.GaugeVec
 	speed        *prometheus.GaugeVec
 	lastActivity *prometheus.GaugeVec
+	createdAt    *prometheus.GaugeVec
 	withSeries   prometheus.GaugeFunc
 	refused      prometheus.Counter
 
@@ -75,6 +76,10 @@ func newUploadSeries(limit int, grace, idle time.Duration, now func() time.Time)
 			Name: "tusproxy_upload_last_activity_timestamp_seconds",
 			Help: "Per upload: Unix time of its last creation, PATCH or byte received.",
 		}, labels),
+		createdAt: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tusproxy_upload_created_timestamp_seconds",
+			Help: "Per upload: Unix time of its creation, for its age.",
+		}, labels),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tusproxy_upload_series_refused_total",
 			Help: "Times an upload got no per-upload series because TUSPROXY_METRICS_MAX_UPLOADS uploads had them (once per creation or PATCH).",
@@ -93,7 +98,7 @@ func newUploadSeries(limit int, grace, idle time.Duration, now func() time.Time)
 }
 
 func (u *uploadSeries) register(reg prometheus.Registerer) {
-	reg.MustRegister(u.offset, u.length, u.speed, u.lastActivity, u.withSeries, u.refused)
+	reg.MustRegister(u.offset, u.length, u.speed, u.lastActivity, u.createdAt, u.withSeries, u.refused)
 }
 
 // trackLocked returns the upload's entry, creating it (and its series) when
@@ -115,6 +120,11 @@ func (u *uploadSeries) trackLocked(rec state.Record, now time.Time) *seriesUploa
 	u.uploads[rec.ID] = e
 	u.length.WithLabelValues(e.id, e.videoID).Set(float64(rec.Length))
 	u.speed.WithLabelValues(e.id, e.videoID).Set(0)
+	createdAt := rec.CreatedAt
+	if createdAt.IsZero() {
+		createdAt = now
+	}
+	u.createdAt.WithLabelValues(e.id, e.videoID).Set(float64(createdAt.UnixNano()) / 1e9)
 	u.setLocked(e)
 	return e
 }
@@ -132,6 +142,7 @@ func (u *uploadSeries) removeLocked(id string) {
 	u.length.DeletePartialMatch(match)
 	u.speed.DeletePartialMatch(match)
 	u.lastActivity.DeletePartialMatch(match)
+	u.createdAt.DeletePartialMatch(match)
 }
 
 // created gives a new upload its series.

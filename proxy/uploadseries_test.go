@@ -39,9 +39,10 @@ func TestUploadSeriesBounded(t *testing.T) {
 	series.sample()
 
 	perUpload := []string{"tusproxy_upload_offset_bytes", "tusproxy_upload_length_bytes",
-		"tusproxy_upload_speed_bytes_per_second", "tusproxy_upload_last_activity_timestamp_seconds"}
-	if n, err := testutil.GatherAndCount(reg, perUpload...); err != nil || n != 4*max {
-		t.Errorf("per-upload series = %d (%v), want %d", n, err, 4*max)
+		"tusproxy_upload_speed_bytes_per_second", "tusproxy_upload_last_activity_timestamp_seconds",
+		"tusproxy_upload_created_timestamp_seconds"}
+	if n, err := testutil.GatherAndCount(reg, perUpload...); err != nil || n != 5*max {
+		t.Errorf("per-upload series = %d (%v), want %d", n, err, 5*max)
 	}
 	// Each creation and each PATCH of an upload without series is counted.
 	if got := testutil.ToFloat64(series.refused); got != 2*(uploads-max) {
@@ -55,8 +56,8 @@ func TestUploadSeriesBounded(t *testing.T) {
 	}
 	now = now.Add(59 * time.Second)
 	series.sample()
-	if n, _ := testutil.GatherAndCount(reg, perUpload...); n != 4*max {
-		t.Errorf("within the grace period: %d series, want %d", n, 4*max)
+	if n, _ := testutil.GatherAndCount(reg, perUpload...); n != 5*max {
+		t.Errorf("within the grace period: %d series, want %d", n, 5*max)
 	}
 	now = now.Add(time.Second)
 	series.sample()

@@ -1,6 +1,8 @@
 package upload
 
 import (
+	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
@@ -181,7 +183,54 @@ type Stream struct {
 	Start int64     // the upload's offset when it began
 	Began time.Time //
 	// Received counts the body bytes read so far; safe from any goroutine.
+	// Every byte read from the body is handed to an upstream PATCH, so it
+	// is also what was sent upstream so far.
 	Received func() int64
+
+	// wall is when the write began on the wall clock (Began is the
+	// lifecycle's clock, which tests may fake); firstSent is nanoseconds from
+	// wall to the upstream request's first read of the body, 0: not yet. It
+	// is set on the transport's goroutine.
+	wall      time.Time
+	firstSent atomic.Int64
+}
+
+// FirstByte is the time from the write's start to its first body byte
+// handed to the upstream PATCH (reconciled, connected, headers written);
+// false when none was. Safe from any goroutine.
+func (s *Stream) FirstByte() (time.Duration, bool) {
+	n := s.firstSent.Load()
+	return time.Duration(n), n != 0
+}
+
+// Kept is what the upstream holds of this write once it ended, given the
+// upload after it (StreamEnded's Event.Upload); never negative.
+func (s *Stream) Kept(after state.Record) int64 {
+	return max(after.Offset-s.Start, 0)
+}
+
+// Lost is what the client sent in this write that the upstream did not
+// keep, given the upload after it: measured once the write ended and its
+// offset was reconciled, not inferred from counters that move at different
+// times. An offset left uncertain (the upstream could not be asked) counts
+// as lost what it could not confirm.
+func (s *Stream) Lost(after state.Record) int64 {
+	return max(s.Received()-s.Kept(after), 0)
+}
+
+// firstRead marks the stream's first body byte read by the upstream
+// request. After the first read it costs one atomic load per read.
+type firstRead struct {
+	r io.Reader
+	s *Stream
+}
+
+func (f *firstRead) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 && f.s.firstSent.Load() == 0 {
+		f.s.firstSent.CompareAndSwap(0, max(int64(time.Since(f.s.wall)), 1))
+	}
+	return n, err
 }
 
 // Observer receives events. Observe is called on the request's goroutine:

@@ -50,9 +50,9 @@ func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64)
 	if size > rec.Length-rec.Offset {
 		return l.status(rec), &BodyTooLargeError{Size: size, Remaining: rec.Length - rec.Offset}
 	}
-	stream := &Stream{Start: rec.Offset, Began: l.now(), Received: body.Received}
+	stream := &Stream{Start: rec.Offset, Began: l.now(), Received: body.Received, wall: time.Now()}
 	l.publish(Event{Kind: StreamStarted, At: stream.Began, Upload: rec, Stream: stream})
-	w := &write{l: l, rec: rec, body: body, size: size, stored: rec.Offset, confirmed: rec.Offset}
+	w := &write{l: l, rec: rec, body: body, size: size, stored: rec.Offset, confirmed: rec.Offset, stream: stream}
 	err := w.run(ctx)
 	h.rec = w.rec
 	l.publish(Event{Kind: StreamEnded, At: l.now(), Upload: w.rec, Stream: stream})
@@ -64,10 +64,11 @@ func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64)
 
 // write is one Write in progress.
 type write struct {
-	l    *Lifecycle
-	rec  state.Record // the offset in it is what the upstream confirmed
-	body Body
-	size int64 // what remains of the body's declared length, -1 if unknown
+	l      *Lifecycle
+	rec    state.Record // the offset in it is what the upstream confirmed
+	body   Body
+	size   int64 // what remains of the body's declared length, -1 if unknown
+	stream *Stream
 
 	stored     int64     // the offset last stored
 	lastStored time.Time // when
@@ -151,6 +152,9 @@ func (w *write) nextSegment(chunk, remaining int64) (io.Reader, int64, error) {
 func (w *write) send(ctx context.Context, segment io.Reader, size int64) (int64, error) {
 	l := w.l
 	began := time.Now()
+	if w.stream.firstSent.Load() == 0 {
+		segment = &firstRead{r: segment, s: w.stream}
+	}
 	newOffset, err := l.upstream.Patch(ctx, w.rec.Endpoint, w.rec.Offset, segment, size)
 	if err == nil {
 		err = l.checkUpstreamOffset("patch", w.rec, newOffset, w.rec.Offset)
