@@ -26,6 +26,10 @@ type Handle struct {
 	l    *Lifecycle
 	rec  state.Record
 	lock handler.Lock
+	// seen is the record's UpdatedAt before the lock was waited for (zero
+	// for Hold): a record written since was written by a request that held
+	// the lock after this one arrived (see Write).
+	seen time.Time
 }
 
 // Close releases the upload's lock.
@@ -37,13 +41,17 @@ func (h *Handle) Close() { _ = h.lock.Unlock() }
 // in turn) and its record. The access check runs before the lock, so a
 // stranger cannot even interrupt a write in flight; an upload's owner never
 // changes, so reading its record unlocked for it is safe.
+//
+// The record is read before the lock even without an access check: what it
+// says then is how the upload stood when this request arrived, which Write
+// needs to tell a PATCH the client has already given up on (see Write).
 func (l *Lifecycle) Open(ctx context.Context, id string, authorize Authorize, onRelease func()) (*Handle, error) {
+	arrived, err := l.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	if authorize != nil {
-		rec, err := l.get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if err := authorize(rec); err != nil {
+		if err := authorize(arrived); err != nil {
 			return nil, err
 		}
 	}
@@ -59,7 +67,7 @@ func (l *Lifecycle) Open(ctx context.Context, id string, authorize Authorize, on
 		_ = lock.Unlock()
 		return nil, err
 	}
-	return &Handle{Opened: rec, l: l, rec: rec, lock: lock}, nil
+	return &Handle{Opened: rec, l: l, rec: rec, lock: lock, seen: arrived.UpdatedAt}, nil
 }
 
 // Hold takes the lock of an upload just created, for the body of its
@@ -122,8 +130,36 @@ func (h *Handle) Offset(ctx context.Context) (Status, error) {
 		}
 		h.l.log.Warn("answering HEAD from the record", slog.String("upload_id", h.rec.ID), slog.Int64("offset", h.rec.Offset))
 	}
+	if synced.UpdatedAt.Equal(h.seen) {
+		// Nothing was written: mark the record all the same, so a PATCH
+		// that arrived before this answer and waits for the lock finds it
+		// changed and does not move the offset just answered (see Write).
+		synced = h.l.settled(ctx, synced)
+	}
 	h.rec = synced
 	return h.l.status(synced), nil
+}
+
+// settled records that an offset was just answered, by moving UpdatedAt
+// (it is activity, too). A store that fails leaves the record as it was: the
+// HEAD is answered all the same, only that guard is lost.
+func (l *Lifecycle) settled(ctx context.Context, rec state.Record) state.Record {
+	now := l.now()
+	updated, err := l.store.Update(context.WithoutCancel(ctx), rec.ID, func(r *state.Record) error {
+		if !now.After(r.UpdatedAt) {
+			// A clock that did not move (a test's) must still move it.
+			now = r.UpdatedAt.Add(time.Nanosecond)
+		}
+		r.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, state.ErrNotFound) {
+			l.log.Error("state store update failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
+		}
+		return rec
+	}
+	return updated
 }
 
 // isGone reports whether err says the upload no longer exists.

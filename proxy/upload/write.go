@@ -29,8 +29,19 @@ const recordEvery = time.Second
 // is recorded, so the client resumes at the right byte. Write returns the
 // upload as it stands afterwards, also on error; the error says why it
 // stopped (Body.Failure's error when the body did).
+//
+// A write whose upload's record changed between the request's arrival and
+// its lock is refused with ErrSuperseded, before any byte moves: another
+// request held the upload meanwhile, most often the HEAD of a client whose
+// connection dropped mid-PATCH. That client was told an offset, and the
+// dead PATCH, whose bytes the server still had buffered, must not move the
+// upload past it (issue 14: the resumed PATCH would get 409 or 423).
 func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64) (Status, error) {
 	l, rec := h.l, h.rec
+	if !h.seen.IsZero() && !rec.UpdatedAt.Equal(h.seen) {
+		l.log.Info("patch superseded by a later request", slog.String("upload_id", rec.ID), slog.Int64("offset", rec.Offset))
+		return l.status(rec), ErrSuperseded
+	}
 	if rec.OffsetUncertain {
 		// The last write failed before the upstream could be asked; try
 		// now. If it still cannot be asked, go on: the upstream checks the
