@@ -82,7 +82,9 @@ func TestResumeAfterDropAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv2 := httptest.NewServer(svc2)
+	srv2 := httptest.NewUnstartedServer(svc2)
+	srv2.Config.ConnContext = proxy.ConnContext
+	srv2.Start()
 	t.Cleanup(srv2.Close)
 	runSettleCycles(t, e, []string{e.srv.URL, srv2.URL}, settleCycles(t, 20))
 }
@@ -134,6 +136,13 @@ func settleCycle(t *testing.T, e *env, cutAt, resumeAt string, data []byte) erro
 	patch.Header.Set("Content-Type", "application/offset+octet-stream")
 	resp, body := testkit.Send(t, http.DefaultClient, patch)
 	if resp.StatusCode != http.StatusNoContent {
+		if os.Getenv("SETTLE_DEBUG") != "" {
+			for _, line := range bytes.Split([]byte(e.logs.String()), []byte("\n")) {
+				if bytes.Contains(line, []byte(testkit.UploadID(loc))) {
+					t.Logf("%s", line)
+				}
+			}
+		}
 		return fmt.Errorf("resume from %d: status %d: %s", offset, resp.StatusCode, bytes.TrimSpace(body))
 	}
 	if got := resp.Header.Get("Upload-Offset"); got != strconv.Itoa(len(data)) {

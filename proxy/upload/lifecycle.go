@@ -99,6 +99,7 @@ type Lifecycle struct {
 	now       func() time.Time
 
 	storeDown atomic.Bool // the last store operation failed; see StoreUsable
+	settles   settles     // when offsets were answered; see Write
 }
 
 // New builds a Lifecycle.

@@ -136,6 +136,7 @@ func (h *Handle) Offset(ctx context.Context) (Status, error) {
 		// changed and does not move the offset just answered (see Write).
 		synced = h.l.settled(ctx, synced)
 	}
+	h.l.settles.mark(h.rec.ID)
 	h.rec = synced
 	return h.l.status(synced), nil
 }

@@ -38,7 +38,7 @@ const recordEvery = time.Second
 // upload past it (issue 14: the resumed PATCH would get 409 or 423).
 func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64) (Status, error) {
 	l, rec := h.l, h.rec
-	if !h.seen.IsZero() && !rec.UpdatedAt.Equal(h.seen) {
+	if h.superseded(body) {
 		l.log.Info("patch superseded by a later request", slog.String("upload_id", rec.ID), slog.Int64("offset", rec.Offset))
 		return l.status(rec), ErrSuperseded
 	}
@@ -71,6 +71,19 @@ func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64)
 		l.publish(l.event(Completed, w.rec))
 	}
 	return l.status(w.rec), err
+}
+
+// superseded reports whether another request took the upload over after
+// body's request arrived: its record was written while this one waited for
+// the lock (any replica), or its offset was answered here after the request
+// was accepted (this process, which sees what a read of the record cannot: a
+// request accepted before the answer but handled after it).
+func (h *Handle) superseded(body Body) bool {
+	if !h.seen.IsZero() && !h.rec.UpdatedAt.Equal(h.seen) {
+		return true
+	}
+	a, ok := body.(Arrival)
+	return ok && h.l.settles.after(h.rec.ID, a.Arrived())
 }
 
 // write is one Write in progress.

@@ -1,0 +1,55 @@
+package upload
+
+import (
+	"sync"
+	"time"
+)
+
+// Arrival is what a Body may also tell: when its request reached this
+// process (for the first request on a connection, when the connection was
+// accepted). Write refuses a body that arrived before an offset of its
+// upload was last answered here.
+type Arrival interface {
+	Arrived() time.Time
+}
+
+// settles remembers, per upload, when this process last answered its
+// offset (a HEAD), on the monotonic clock. A PATCH accepted before that
+// answer but scheduled after it (its bytes were already buffered when its
+// client dropped and sent the HEAD) must not move the offset answered.
+// The record's UpdatedAt does the same across replicas (see Write); this
+// covers what a read of the record cannot see: a request that arrived
+// before the answer but read the record after it.
+type settles struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// settleMemory is how long an answer is remembered: far longer than a
+// request waits between its arrival and its handler.
+const settleMemory = time.Minute
+
+func (s *settles) mark(id string) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.at == nil {
+		s.at = make(map[string]time.Time)
+	}
+	if len(s.at) >= 1024 {
+		for k, t := range s.at {
+			if now.Sub(t) > settleMemory {
+				delete(s.at, k)
+			}
+		}
+	}
+	s.at[id] = now
+}
+
+// after reports whether an offset of id was answered after arrived.
+func (s *settles) after(id string, arrived time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.at[id]
+	return ok && t.After(arrived)
+}
