@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
@@ -97,6 +98,22 @@ type write struct {
 	lastStored time.Time // when
 	confirmed  int64     // the offset the upstream last confirmed, counted as accepted
 	completed  bool      // a store write recorded the upload's last byte
+	// reach is the most the upstream can hold: where the upstream PATCH in
+	// flight started plus the bytes handed to it. Written by the transport's
+	// goroutine while the PATCH runs, read once it has returned.
+	reach atomic.Int64
+}
+
+// reachCounter counts the bytes of a segment handed to the upstream.
+type reachCounter struct {
+	r     io.Reader
+	reach *atomic.Int64
+}
+
+func (c reachCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.reach.Add(int64(n))
+	return n, err
 }
 
 func (w *write) run(ctx context.Context) error {
@@ -175,6 +192,8 @@ func (w *write) nextSegment(chunk, remaining int64) (io.Reader, int64, error) {
 func (w *write) send(ctx context.Context, segment io.Reader, size int64) (int64, error) {
 	l := w.l
 	began := time.Now()
+	w.reach.Store(w.rec.Offset)
+	segment = reachCounter{r: segment, reach: &w.reach}
 	newOffset, err := l.upstream.Patch(ctx, w.rec.Endpoint, w.rec.Offset, segment, size)
 	if err == nil {
 		err = l.checkUpstreamOffset("patch", w.rec, newOffset, w.rec.Offset)
@@ -209,8 +228,9 @@ func (w *write) record(ctx context.Context) error {
 // fail hands a failure over with the record as stored: what the upstream
 // confirmed since is asked again there.
 func (w *write) fail(ctx context.Context, cause error) error {
+	reach := max(w.reach.Load(), w.rec.Offset)
 	w.rec.Offset = w.stored
-	rec, stored, err := w.l.afterFailure(ctx, w.rec, w.body, cause)
+	rec, stored, err := w.l.afterFailure(ctx, w.rec, reach, w.body, cause)
 	w.rec = rec
 	if stored {
 		w.completed = rec.Offset == rec.Length
@@ -229,9 +249,10 @@ func (l *Lifecycle) accepted(n int64) {
 
 // afterFailure handles an upstream PATCH that did not succeed. Whatever
 // failed, the upstream may have kept part of the segment (tus servers SHOULD
-// keep what they received), so it is asked, and exactly that is recorded.
+// keep what they received), so it is asked, and exactly that is recorded
+// once it can no longer move (see settle; reach is the most it can hold).
 // stored says whether the record returned is as stored.
-func (l *Lifecycle) afterFailure(ctx context.Context, rec state.Record, body Body, cause error) (state.Record, bool, error) {
+func (l *Lifecycle) afterFailure(ctx context.Context, rec state.Record, reach int64, body Body, cause error) (state.Record, bool, error) {
 	var ue *tusproto.Error
 	errors.As(cause, &ue)
 	if ue != nil && ue.Gone() {
@@ -242,7 +263,7 @@ func (l *Lifecycle) afterFailure(ctx context.Context, rec state.Record, body Bod
 		l.publish(Event{Kind: OffsetMismatch, At: l.now(), Upload: rec, Detail: SideUpstream})
 	}
 	stored := true
-	synced, err := l.syncOffset(context.WithoutCancel(ctx), rec)
+	synced, err := l.settle(context.WithoutCancel(ctx), rec, reach)
 	if err != nil {
 		if isGone(err) {
 			l.reconciled(rec, ReconcileGone)
@@ -280,6 +301,44 @@ func (l *Lifecycle) afterFailure(ctx context.Context, rec state.Record, body Bod
 
 func (l *Lifecycle) reconciled(rec state.Record, result string) {
 	l.publish(Event{Kind: Reconciled, At: l.now(), Upload: rec, Detail: result})
+}
+
+// settleQuiet bounds how long settle waits for an upstream offset to stay
+// still: at least the floor, twice the HEAD's round trip (bytes on the wire
+// take about that to land), at most the ceiling.
+const (
+	settleQuietFloor   = 100 * time.Millisecond
+	settleQuietCeiling = time.Second
+)
+
+// settle asks the upstream's offset after a PATCH of ours failed, and asks
+// again until it can no longer move: it reached reach (all the bytes handed
+// to the failed PATCH), or it stayed still for a quiet period. An aborted
+// upstream request is over for us when its call returns, not for the
+// upstream: its handler may still be reading bytes already on the wire, or
+// not have started yet, and an offset answered meanwhile is stale (the
+// client resumes from it and gets 409 or 423; issue 14). The whole wait is
+// bounded by the upstream timeout; past it the last answer is recorded.
+func (l *Lifecycle) settle(ctx context.Context, rec state.Record, reach int64) (state.Record, error) {
+	deadline := time.Now().Add(l.cfg.UpstreamTimeout)
+	last := int64(-1)
+	for {
+		began := time.Now()
+		synced, err := l.syncOffset(ctx, rec)
+		if err != nil || synced.Offset >= reach || synced.Offset == last {
+			return synced, err
+		}
+		last, rec = synced.Offset, synced
+		quiet := min(max(2*time.Since(began), settleQuietFloor), settleQuietCeiling)
+		if time.Now().Add(quiet).After(deadline) {
+			return synced, nil
+		}
+		select {
+		case <-ctx.Done():
+			return synced, nil
+		case <-time.After(quiet):
+		}
+	}
 }
 
 // syncOffset asks the upstream for the upload's offset and records it. On a
