@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/kinescope-tools/tusproxy/proxy/upload"
 )
 
 // When a request arrived, for the lifecycle to tell a PATCH its client had
@@ -32,19 +34,12 @@ func ConnContext(ctx context.Context, _ net.Conn) context.Context {
 	return context.WithValue(ctx, connArrivalKey{}, &connArrival{accepted: time.Now()})
 }
 
-type arrivalKey struct{}
-
-// withArrival stamps the request with its arrival; ServeHTTP does it first.
+// withArrival stamps the request's context with its arrival for the
+// lifecycle (upload.WithArrival); ServeHTTP does it first.
 func withArrival(r *http.Request) *http.Request {
 	arrived := time.Now()
 	if c, ok := r.Context().Value(connArrivalKey{}).(*connArrival); ok && c.used.CompareAndSwap(false, true) {
 		arrived = c.accepted
 	}
-	return r.WithContext(context.WithValue(r.Context(), arrivalKey{}, arrived))
-}
-
-// arrivedAt is when r arrived (see withArrival); its zero when unstamped.
-func arrivedAt(r *http.Request) time.Time {
-	t, _ := r.Context().Value(arrivalKey{}).(time.Time)
-	return t
+	return r.WithContext(upload.WithArrival(r.Context(), arrived))
 }

@@ -42,13 +42,9 @@ type bodyReader struct {
 	mu  sync.Mutex
 	err error // first read failure of the client's body
 
-	arrived time.Time // when the request arrived (arrival.go)
 }
 
-var (
-	_ upload.Body    = (*bodyReader)(nil)
-	_ upload.Arrival = (*bodyReader)(nil)
-)
+var _ upload.Body = (*bodyReader)(nil)
 
 func (s *Service) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyReader {
 	info := infoFrom(r)
@@ -57,7 +53,7 @@ func (s *Service) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyRea
 	}
 	return &bodyReader{src: r.Body, rc: http.NewResponseController(w), info: info,
 		idle: s.cfg.BodyIdleTimeout, total: &s.metrics.received,
-		minRate: s.cfg.MinBodyRate, window: s.cfg.MinBodyRateWindow, arrived: arrivedAt(r)}
+		minRate: s.cfg.MinBodyRate, window: s.cfg.MinBodyRateWindow}
 }
 
 // idleSlack divides the body idle timeout into the steps by which the read
@@ -159,9 +155,6 @@ func (b *bodyReader) Failure() error {
 // the request's own counter (its log line's bytes_in): one request has one
 // body, so the per-upload metrics read it rather than keep another.
 func (b *bodyReader) Received() int64 { return b.info.bytesIn.Load() }
-
-// Arrived implements upload.Arrival.
-func (b *bodyReader) Arrived() time.Time { return b.arrived }
 
 // boundBodies keeps request bodies from holding connections. When a handler
 // returns without reading its body to the end, net/http reads up to 256 KiB

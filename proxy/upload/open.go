@@ -26,6 +26,10 @@ type Handle struct {
 	l    *Lifecycle
 	rec  state.Record
 	lock handler.Lock
+	// write: opened for Write (OpenWrite); arrived is when its request
+	// arrived (see WithArrival).
+	write   bool
+	arrived time.Time
 	// seen is the record's UpdatedAt before the lock was waited for (zero
 	// for Hold): a record written since was written by a request that held
 	// the lock after this one arrived (see Write).
@@ -46,6 +50,20 @@ func (h *Handle) Close() { _ = h.lock.Unlock() }
 // says then is how the upload stood when this request arrived, which Write
 // needs to tell a PATCH the client has already given up on (see Write).
 func (l *Lifecycle) Open(ctx context.Context, id string, authorize Authorize, onRelease func()) (*Handle, error) {
+	return l.open(ctx, id, authorize, onRelease, false)
+}
+
+// OpenWrite is Open for a Write. A write whose request arrived before an
+// offset of the upload was answered in this process is refused with
+// ErrSuperseded before it even asks for the lock: its client has moved on
+// (it sent the HEAD), and asking would interrupt the write that resumed
+// from that answer.
+func (l *Lifecycle) OpenWrite(ctx context.Context, id string, authorize Authorize, onRelease func()) (*Handle, error) {
+	return l.open(ctx, id, authorize, onRelease, true)
+}
+
+func (l *Lifecycle) open(ctx context.Context, id string, authorize Authorize, onRelease func(), write bool) (*Handle, error) {
+	came := arrival(ctx)
 	arrived, err := l.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -54,6 +72,10 @@ func (l *Lifecycle) Open(ctx context.Context, id string, authorize Authorize, on
 		if err := authorize(arrived); err != nil {
 			return nil, err
 		}
+	}
+	if write && l.settles.after(id, came) {
+		l.log.Info("patch superseded by a later request", slog.String("upload_id", id))
+		return nil, ErrSuperseded
 	}
 	lock, err := l.lock(ctx, id, onRelease)
 	if err != nil {
@@ -67,7 +89,7 @@ func (l *Lifecycle) Open(ctx context.Context, id string, authorize Authorize, on
 		_ = lock.Unlock()
 		return nil, err
 	}
-	return &Handle{Opened: rec, l: l, rec: rec, lock: lock, seen: arrived.UpdatedAt}, nil
+	return &Handle{Opened: rec, l: l, rec: rec, lock: lock, write: write, arrived: came, seen: arrived.UpdatedAt}, nil
 }
 
 // Hold takes the lock of an upload just created, for the body of its

@@ -1,16 +1,27 @@
 package upload
 
 import (
+	"context"
 	"sync"
 	"time"
 )
 
-// Arrival is what a Body may also tell: when its request reached this
-// process (for the first request on a connection, when the connection was
-// accepted). Write refuses a body that arrived before an offset of its
-// upload was last answered here.
-type Arrival interface {
-	Arrived() time.Time
+type arrivalKey struct{}
+
+// WithArrival tells the lifecycle when the request ctx belongs to reached
+// this process (for the first request on a connection, when the connection
+// was accepted). A write that arrived before an offset of its upload was
+// last answered here is refused (ErrSuperseded). Without it, a request
+// arrives when Open is called.
+func WithArrival(ctx context.Context, arrived time.Time) context.Context {
+	return context.WithValue(ctx, arrivalKey{}, arrived)
+}
+
+func arrival(ctx context.Context) time.Time {
+	if t, ok := ctx.Value(arrivalKey{}).(time.Time); ok {
+		return t
+	}
+	return time.Now()
 }
 
 // settles remembers, per upload, when this process last answered its

@@ -39,7 +39,7 @@ const recordEvery = time.Second
 // upload past it (issue 14: the resumed PATCH would get 409 or 423).
 func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64) (Status, error) {
 	l, rec := h.l, h.rec
-	if h.superseded(body) {
+	if h.superseded() {
 		l.log.Info("patch superseded by a later request", slog.String("upload_id", rec.ID), slog.Int64("offset", rec.Offset))
 		return l.status(rec), ErrSuperseded
 	}
@@ -79,12 +79,11 @@ func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64)
 // the lock (any replica), or its offset was answered here after the request
 // was accepted (this process, which sees what a read of the record cannot: a
 // request accepted before the answer but handled after it).
-func (h *Handle) superseded(body Body) bool {
-	if !h.seen.IsZero() && !h.rec.UpdatedAt.Equal(h.seen) {
-		return true
+func (h *Handle) superseded() bool {
+	if !h.write {
+		return false // Hold (a creation's body) or a handle opened for reading
 	}
-	a, ok := body.(Arrival)
-	return ok && h.l.settles.after(h.rec.ID, a.Arrived())
+	return !h.rec.UpdatedAt.Equal(h.seen) || h.l.settles.after(h.rec.ID, h.arrived)
 }
 
 // write is one Write in progress.
