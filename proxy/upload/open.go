@@ -144,7 +144,23 @@ func (l *Lifecycle) lock(ctx context.Context, id string, onRelease func()) (hand
 // as last seen, and a stale one is harmless (the upstream refuses a PATCH at
 // the wrong offset). Only ErrGone and ErrNotFound are returned: an offset
 // query never fails for an outage.
+//
+// The offset answered is settled: no byte of a write that arrived before
+// this query moves the upstream past it afterwards. A write that held the
+// lock let go only once the upstream's offset stopped moving (settle); a
+// write that arrived before but had not started is held off for the grace
+// (a server may start a request's handler well after the kernel took it
+// in: a dead PATCH's buffered bytes) and refused once it has the lock (its
+// arrival predates the answer, or the record changed since it read it).
 func (h *Handle) Offset(ctx context.Context) (Status, error) {
+	if grace := h.l.cfg.SettleGrace; grace > 0 && h.rec.Offset < h.rec.Length {
+		t := time.NewTimer(grace)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	synced, err := h.l.syncOffset(ctx, h.rec)
 	if err != nil {
 		if isGone(err) {
