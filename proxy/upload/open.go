@@ -77,8 +77,21 @@ func (l *Lifecycle) open(ctx context.Context, id string, authorize Authorize, on
 		l.log.Info("patch superseded by a later request", slog.String("upload_id", id))
 		return nil, ErrSuperseded
 	}
-	lock, err := l.lock(ctx, id, onRelease)
+	lockCtx := ctx
+	if write {
+		// While it waits, a write that turns out superseded stops waiting
+		// at once: a waiter keeps asking holders to let go, and the next
+		// holder is the write that resumed from the answer.
+		var stop func()
+		lockCtx, stop = l.whileCurrent(ctx, id, came, arrived.UpdatedAt)
+		defer stop()
+	}
+	lock, err := l.lock(lockCtx, id, onRelease)
 	if err != nil {
+		if errors.Is(context.Cause(lockCtx), ErrSuperseded) {
+			l.log.Info("patch superseded by a later request", slog.String("upload_id", id))
+			return nil, ErrSuperseded
+		}
 		return nil, err
 	}
 	rec, err := l.get(ctx, id)

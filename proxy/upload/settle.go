@@ -64,3 +64,34 @@ func (s *settles) after(id string, arrived time.Time) bool {
 	t, ok := s.at[id]
 	return ok && t.After(arrived)
 }
+
+// supersededPoll is how often a write waiting for its upload's lock checks
+// whether it was superseded meanwhile.
+const supersededPoll = 10 * time.Millisecond
+
+// whileCurrent returns ctx, canceled with ErrSuperseded as soon as an offset
+// of id is answered here after arrived, or its record is written (by any
+// replica) after it read UpdatedAt seen. stop ends the watch.
+func (l *Lifecycle) whileCurrent(ctx context.Context, id string, arrived, seen time.Time) (context.Context, func()) {
+	watched, cancel := context.WithCancelCause(ctx)
+	go func() {
+		t := time.NewTicker(supersededPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-watched.Done():
+				return
+			case <-t.C:
+			}
+			if l.settles.after(id, arrived) {
+				cancel(ErrSuperseded)
+				return
+			}
+			if rec, err := l.store.Get(watched, id); err == nil && !rec.UpdatedAt.Equal(seen) {
+				cancel(ErrSuperseded)
+				return
+			}
+		}
+	}()
+	return watched, func() { cancel(nil) }
+}

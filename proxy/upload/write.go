@@ -261,6 +261,11 @@ func (l *Lifecycle) afterFailure(ctx context.Context, rec state.Record, reach in
 	if ue != nil && ue.Kind == tusproto.KindStatus && ue.Status == http.StatusConflict {
 		l.publish(Event{Kind: OffsetMismatch, At: l.now(), Upload: rec, Detail: SideUpstream})
 	}
+	if ue != nil && (ue.Kind == tusproto.KindStatus || ue.Kind == tusproto.KindBadResponse) {
+		// The upstream answered: its request is over, nothing of it can
+		// still land. One question is enough.
+		reach = 0
+	}
 	stored := true
 	synced, err := l.settle(context.WithoutCancel(ctx), rec, reach)
 	if err != nil {
