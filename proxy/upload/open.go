@@ -166,13 +166,9 @@ func (l *Lifecycle) lock(ctx context.Context, id string, onRelease func()) (hand
 // in: a dead PATCH's buffered bytes) and refused once it has the lock (its
 // arrival predates the answer, or the record changed since it read it).
 func (h *Handle) Offset(ctx context.Context) (Status, error) {
-	if grace := h.l.cfg.SettleGrace; grace > 0 && h.rec.Offset < h.rec.Length {
-		t := time.NewTimer(grace)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+	graced := h.l.cfg.SettleGrace > 0 && h.rec.Offset < h.rec.Length
+	if graced {
+		pause(ctx, h.l.cfg.SettleGrace)
 	}
 	synced, err := h.l.syncOffset(ctx, h.rec)
 	if err != nil {
@@ -188,6 +184,13 @@ func (h *Handle) Offset(ctx context.Context) (Status, error) {
 		synced = h.l.settled(ctx, synced)
 	}
 	h.l.settles.mark(h.rec.ID)
+	if graced {
+		// Writes queued behind this query (on any replica) see the change
+		// within a poll and stop waiting before the lock is free; otherwise
+		// one could take it from, or ask it of, the write resumed from
+		// this answer.
+		pause(ctx, 2*supersededPoll+5*time.Millisecond)
+	}
 	h.rec = synced
 	return h.l.status(synced), nil
 }
@@ -250,4 +253,14 @@ func (h *Handle) Terminate(ctx context.Context) error {
 	}
 	l.publish(terminated)
 	return nil
+}
+
+// pause waits d, or less if ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
