@@ -59,6 +59,9 @@ func TestResumeAfterDropSingleReplica(t *testing.T) {
 }
 
 func TestResumeAfterDropAcrossReplicas(t *testing.T) {
+	// Connections a previous test left idle in the default client's pool
+	// can be reused against a closed server's recycled port: start clean.
+	http.DefaultClient.CloseIdleConnections()
 	redisURL := redistest.URL(t)
 	prefix := redistest.Prefix(t)
 	open := func() (state.Store, *redislock.Locker) {
