@@ -198,6 +198,8 @@ func toAnswer(err error) *Error {
 		return errUploadGone
 	case errors.Is(err, upload.ErrExpired):
 		return errUploadExpired
+	case errors.Is(err, upload.ErrSuperseded):
+		return errInterrupted
 	case errors.Is(err, upload.ErrStoreUnavailable):
 		return errStateUnavailable
 	case errors.As(err, &locked):

@@ -86,7 +86,9 @@ func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(e.svc)
+	e.srv = httptest.NewUnstartedServer(e.svc)
+	e.srv.Config.ConnContext = proxy.ConnContext
+	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	e.base = e.srv.URL + cfg.BasePath
 	t.Cleanup(func() { e.checkNoSecretsLogged() })

@@ -181,7 +181,9 @@ func newClients(cfg *config.Config, test *http.Client) (clients, error) {
 // on the service's registry beside the others.
 func (s *Service) WebhookMetrics() webhook.Metrics { return s.webhooks }
 
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, withArrival(r))
+}
 
 // Drain marks the start of a shutdown: /readyz answers 503 from now on, so
 // load balancers stop sending new requests while PATCHes in flight finish.

@@ -117,7 +117,11 @@ func (s *Service) openUpload(w http.ResponseWriter, r *http.Request, id, op stri
 	if err != nil {
 		return nil, err
 	}
-	h, err := s.life.Open(r.Context(), id, authorize, onRelease)
+	open := s.life.Open
+	if op == "patch" {
+		open = s.life.OpenWrite
+	}
+	h, err := open(r.Context(), id, authorize, onRelease)
 	if errors.Is(err, upload.ErrExpired) {
 		noteUpload(r, id, "") // it existed: its log line names it
 	}

@@ -96,6 +96,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 func newServer(h http.Handler, logger *slog.Logger, readHeaderTimeout time.Duration, maxHeaderBytes int64) *http.Server {
 	return &http.Server{
 		Handler:           h,
+		ConnContext:       proxy.ConnContext,
 		ReadHeaderTimeout: readHeaderTimeout,
 		MaxHeaderBytes:    int(maxHeaderBytes),
 		IdleTimeout:       2 * time.Minute,

@@ -22,6 +22,10 @@ var (
 	// ErrClientGone: the caller's context was canceled (the client left)
 	// before the operation could finish.
 	ErrClientGone = errors.New("the client went away")
+	// ErrSuperseded: another request took the upload over after this write
+	// arrived and before it had the lock (a HEAD answered meanwhile); the
+	// write moved nothing.
+	ErrSuperseded = errors.New("a later request took the upload over")
 )
 
 // LockedError: another request holds the upload and did not let go in time.

@@ -69,6 +69,12 @@ type Config struct {
 	// LockWait is how long Open waits for an upload's lock after asking
 	// its holder to let go. 0: 5 seconds.
 	LockWait time.Duration
+	// SettleGrace is how long an offset query (HEAD) of an incomplete
+	// upload holds its lock before asking the upstream, so that a PATCH its
+	// client sent before it, whose handler the server has not started yet,
+	// queues behind it and is then refused (see Handle.Offset). 0: 50ms;
+	// negative: none.
+	SettleGrace time.Duration
 }
 
 // Deps are what the lifecycle works with.
@@ -99,10 +105,14 @@ type Lifecycle struct {
 	now       func() time.Time
 
 	storeDown atomic.Bool // the last store operation failed; see StoreUsable
+	settles   settles     // when offsets were answered; see Write
 }
 
 // New builds a Lifecycle.
 func New(cfg Config, deps Deps) *Lifecycle {
+	if cfg.SettleGrace == 0 {
+		cfg.SettleGrace = 50 * time.Millisecond
+	}
 	if cfg.LockWait <= 0 {
 		cfg.LockWait = 5 * time.Second
 	}

@@ -26,6 +26,14 @@ type Handle struct {
 	l    *Lifecycle
 	rec  state.Record
 	lock handler.Lock
+	// write: opened for Write (OpenWrite); arrived is when its request
+	// arrived (see WithArrival).
+	write   bool
+	arrived time.Time
+	// seen is the record's UpdatedAt before the lock was waited for (zero
+	// for Hold): a record written since was written by a request that held
+	// the lock after this one arrived (see Write).
+	seen time.Time
 }
 
 // Close releases the upload's lock.
@@ -37,18 +45,53 @@ func (h *Handle) Close() { _ = h.lock.Unlock() }
 // in turn) and its record. The access check runs before the lock, so a
 // stranger cannot even interrupt a write in flight; an upload's owner never
 // changes, so reading its record unlocked for it is safe.
+//
+// The record is read before the lock even without an access check: what it
+// says then is how the upload stood when this request arrived, which Write
+// needs to tell a PATCH the client has already given up on (see Write).
 func (l *Lifecycle) Open(ctx context.Context, id string, authorize Authorize, onRelease func()) (*Handle, error) {
+	return l.open(ctx, id, authorize, onRelease, false)
+}
+
+// OpenWrite is Open for a Write. A write whose request arrived before an
+// offset of the upload was answered in this process is refused with
+// ErrSuperseded before it even asks for the lock: its client has moved on
+// (it sent the HEAD), and asking would interrupt the write that resumed
+// from that answer.
+func (l *Lifecycle) OpenWrite(ctx context.Context, id string, authorize Authorize, onRelease func()) (*Handle, error) {
+	return l.open(ctx, id, authorize, onRelease, true)
+}
+
+func (l *Lifecycle) open(ctx context.Context, id string, authorize Authorize, onRelease func(), write bool) (*Handle, error) {
+	came := arrival(ctx)
+	arrived, err := l.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	if authorize != nil {
-		rec, err := l.get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if err := authorize(rec); err != nil {
+		if err := authorize(arrived); err != nil {
 			return nil, err
 		}
 	}
-	lock, err := l.lock(ctx, id, onRelease)
+	if write && l.settles.after(id, came) {
+		l.log.Info("patch superseded by a later request", slog.String("upload_id", id))
+		return nil, ErrSuperseded
+	}
+	lockCtx := ctx
+	if write {
+		// While it waits, a write that turns out superseded stops waiting
+		// at once: a waiter keeps asking holders to let go, and the next
+		// holder is the write that resumed from the answer.
+		var stop func()
+		lockCtx, stop = l.whileCurrent(ctx, id, came, arrived.UpdatedAt)
+		defer stop()
+	}
+	lock, err := l.lock(lockCtx, id, onRelease)
 	if err != nil {
+		if errors.Is(context.Cause(lockCtx), ErrSuperseded) {
+			l.log.Info("patch superseded by a later request", slog.String("upload_id", id))
+			return nil, ErrSuperseded
+		}
 		return nil, err
 	}
 	rec, err := l.get(ctx, id)
@@ -59,7 +102,7 @@ func (l *Lifecycle) Open(ctx context.Context, id string, authorize Authorize, on
 		_ = lock.Unlock()
 		return nil, err
 	}
-	return &Handle{Opened: rec, l: l, rec: rec, lock: lock}, nil
+	return &Handle{Opened: rec, l: l, rec: rec, lock: lock, write: write, arrived: came, seen: arrived.UpdatedAt}, nil
 }
 
 // Hold takes the lock of an upload just created, for the body of its
@@ -114,7 +157,19 @@ func (l *Lifecycle) lock(ctx context.Context, id string, onRelease func()) (hand
 // as last seen, and a stale one is harmless (the upstream refuses a PATCH at
 // the wrong offset). Only ErrGone and ErrNotFound are returned: an offset
 // query never fails for an outage.
+//
+// The offset answered is settled: no byte of a write that arrived before
+// this query moves the upstream past it afterwards. A write that held the
+// lock let go only once the upstream's offset stopped moving (settle); a
+// write that arrived before but had not started is held off for the grace
+// (a server may start a request's handler well after the kernel took it
+// in: a dead PATCH's buffered bytes) and refused once it has the lock (its
+// arrival predates the answer, or the record changed since it read it).
 func (h *Handle) Offset(ctx context.Context) (Status, error) {
+	graced := h.l.cfg.SettleGrace > 0 && h.rec.Offset < h.rec.Length
+	if graced {
+		pause(ctx, h.l.cfg.SettleGrace)
+	}
 	synced, err := h.l.syncOffset(ctx, h.rec)
 	if err != nil {
 		if isGone(err) {
@@ -122,8 +177,44 @@ func (h *Handle) Offset(ctx context.Context) (Status, error) {
 		}
 		h.l.log.Warn("answering HEAD from the record", slog.String("upload_id", h.rec.ID), slog.Int64("offset", h.rec.Offset))
 	}
+	if synced.UpdatedAt.Equal(h.seen) {
+		// Nothing was written: mark the record all the same, so a PATCH
+		// that arrived before this answer and waits for the lock finds it
+		// changed and does not move the offset just answered (see Write).
+		synced = h.l.settled(ctx, synced)
+	}
+	h.l.settles.mark(h.rec.ID)
+	if graced {
+		// Writes queued behind this query (on any replica) see the change
+		// within a poll and stop waiting before the lock is free; otherwise
+		// one could take it from, or ask it of, the write resumed from
+		// this answer.
+		pause(ctx, 2*supersededPoll+5*time.Millisecond)
+	}
 	h.rec = synced
 	return h.l.status(synced), nil
+}
+
+// settled records that an offset was just answered, by moving UpdatedAt
+// (it is activity, too). A store that fails leaves the record as it was: the
+// HEAD is answered all the same, only that guard is lost.
+func (l *Lifecycle) settled(ctx context.Context, rec state.Record) state.Record {
+	now := l.now()
+	updated, err := l.store.Update(context.WithoutCancel(ctx), rec.ID, func(r *state.Record) error {
+		if !now.After(r.UpdatedAt) {
+			// A clock that did not move (a test's) must still move it.
+			now = r.UpdatedAt.Add(time.Nanosecond)
+		}
+		r.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, state.ErrNotFound) {
+			l.log.Error("state store update failed", slog.String("upload_id", rec.ID), slog.String("error", err.Error()))
+		}
+		return rec
+	}
+	return updated
 }
 
 // isGone reports whether err says the upload no longer exists.
@@ -162,4 +253,14 @@ func (h *Handle) Terminate(ctx context.Context) error {
 	}
 	l.publish(terminated)
 	return nil
+}
+
+// pause waits d, or less if ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
@@ -29,8 +30,19 @@ const recordEvery = time.Second
 // is recorded, so the client resumes at the right byte. Write returns the
 // upload as it stands afterwards, also on error; the error says why it
 // stopped (Body.Failure's error when the body did).
+//
+// A write whose upload's record changed between the request's arrival and
+// its lock is refused with ErrSuperseded, before any byte moves: another
+// request held the upload meanwhile, most often the HEAD of a client whose
+// connection dropped mid-PATCH. That client was told an offset, and the
+// dead PATCH, whose bytes the server still had buffered, must not move the
+// upload past it (issue 14: the resumed PATCH would get 409 or 423).
 func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64) (Status, error) {
 	l, rec := h.l, h.rec
+	if h.superseded() {
+		l.log.Info("patch superseded by a later request", slog.String("upload_id", rec.ID), slog.Int64("offset", rec.Offset))
+		return l.status(rec), ErrSuperseded
+	}
 	if rec.OffsetUncertain {
 		// The last write failed before the upstream could be asked; try
 		// now. If it still cannot be asked, go on: the upstream checks the
@@ -62,6 +74,18 @@ func (h *Handle) Write(ctx context.Context, offset int64, body Body, size int64)
 	return l.status(w.rec), err
 }
 
+// superseded reports whether another request took the upload over after
+// body's request arrived: its record was written while this one waited for
+// the lock (any replica), or its offset was answered here after the request
+// was accepted (this process, which sees what a read of the record cannot: a
+// request accepted before the answer but handled after it).
+func (h *Handle) superseded() bool {
+	if !h.write {
+		return false // Hold (a creation's body) or a handle opened for reading
+	}
+	return !h.rec.UpdatedAt.Equal(h.seen) || h.l.settles.after(h.rec.ID, h.arrived)
+}
+
 // write is one Write in progress.
 type write struct {
 	l      *Lifecycle
@@ -74,6 +98,22 @@ type write struct {
 	lastStored time.Time // when
 	confirmed  int64     // the offset the upstream last confirmed, counted as accepted
 	completed  bool      // a store write recorded the upload's last byte
+	// reach is the most the upstream can hold: where the upstream PATCH in
+	// flight started plus the bytes handed to it. Written by the transport's
+	// goroutine while the PATCH runs, read once it has returned.
+	reach atomic.Int64
+}
+
+// reachCounter counts the bytes of a segment handed to the upstream.
+type reachCounter struct {
+	r     io.Reader
+	reach *atomic.Int64
+}
+
+func (c reachCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.reach.Add(int64(n))
+	return n, err
 }
 
 func (w *write) run(ctx context.Context) error {
@@ -152,6 +192,8 @@ func (w *write) nextSegment(chunk, remaining int64) (io.Reader, int64, error) {
 func (w *write) send(ctx context.Context, segment io.Reader, size int64) (int64, error) {
 	l := w.l
 	began := time.Now()
+	w.reach.Store(w.rec.Offset)
+	segment = reachCounter{r: segment, reach: &w.reach}
 	if w.stream.firstSent.Load() == 0 {
 		segment = &firstRead{r: segment, s: w.stream}
 	}
@@ -189,8 +231,9 @@ func (w *write) record(ctx context.Context) error {
 // fail hands a failure over with the record as stored: what the upstream
 // confirmed since is asked again there.
 func (w *write) fail(ctx context.Context, cause error) error {
+	reach := max(w.reach.Load(), w.rec.Offset)
 	w.rec.Offset = w.stored
-	rec, stored, err := w.l.afterFailure(ctx, w.rec, w.body, cause)
+	rec, stored, err := w.l.afterFailure(ctx, w.rec, reach, w.body, cause)
 	w.rec = rec
 	if stored {
 		w.completed = rec.Offset == rec.Length
@@ -209,9 +252,10 @@ func (l *Lifecycle) accepted(n int64) {
 
 // afterFailure handles an upstream PATCH that did not succeed. Whatever
 // failed, the upstream may have kept part of the segment (tus servers SHOULD
-// keep what they received), so it is asked, and exactly that is recorded.
+// keep what they received), so it is asked, and exactly that is recorded
+// once it can no longer move (see settle; reach is the most it can hold).
 // stored says whether the record returned is as stored.
-func (l *Lifecycle) afterFailure(ctx context.Context, rec state.Record, body Body, cause error) (state.Record, bool, error) {
+func (l *Lifecycle) afterFailure(ctx context.Context, rec state.Record, reach int64, body Body, cause error) (state.Record, bool, error) {
 	var ue *tusproto.Error
 	errors.As(cause, &ue)
 	if ue != nil && ue.Gone() {
@@ -221,8 +265,13 @@ func (l *Lifecycle) afterFailure(ctx context.Context, rec state.Record, body Bod
 	if ue != nil && ue.Kind == tusproto.KindStatus && ue.Status == http.StatusConflict {
 		l.publish(Event{Kind: OffsetMismatch, At: l.now(), Upload: rec, Detail: SideUpstream})
 	}
+	if ue != nil && (ue.Kind == tusproto.KindStatus || ue.Kind == tusproto.KindBadResponse) {
+		// The upstream answered: its request is over, nothing of it can
+		// still land. One question is enough.
+		reach = 0
+	}
 	stored := true
-	synced, err := l.syncOffset(context.WithoutCancel(ctx), rec)
+	synced, err := l.settle(context.WithoutCancel(ctx), rec, reach)
 	if err != nil {
 		if isGone(err) {
 			l.reconciled(rec, ReconcileGone)
@@ -260,6 +309,44 @@ func (l *Lifecycle) afterFailure(ctx context.Context, rec state.Record, body Bod
 
 func (l *Lifecycle) reconciled(rec state.Record, result string) {
 	l.publish(Event{Kind: Reconciled, At: l.now(), Upload: rec, Detail: result})
+}
+
+// settleQuiet bounds how long settle waits for an upstream offset to stay
+// still: at least the floor, twice the HEAD's round trip (bytes on the wire
+// take about that to land), at most the ceiling.
+const (
+	settleQuietFloor   = 100 * time.Millisecond
+	settleQuietCeiling = time.Second
+)
+
+// settle asks the upstream's offset after a PATCH of ours failed, and asks
+// again until it can no longer move: it reached reach (all the bytes handed
+// to the failed PATCH), or it stayed still for a quiet period. An aborted
+// upstream request is over for us when its call returns, not for the
+// upstream: its handler may still be reading bytes already on the wire, or
+// not have started yet, and an offset answered meanwhile is stale (the
+// client resumes from it and gets 409 or 423; issue 14). The whole wait is
+// bounded by the upstream timeout; past it the last answer is recorded.
+func (l *Lifecycle) settle(ctx context.Context, rec state.Record, reach int64) (state.Record, error) {
+	deadline := time.Now().Add(l.cfg.UpstreamTimeout)
+	last := int64(-1)
+	for {
+		began := time.Now()
+		synced, err := l.syncOffset(ctx, rec)
+		if err != nil || synced.Offset >= reach || synced.Offset == last {
+			return synced, err
+		}
+		last, rec = synced.Offset, synced
+		quiet := min(max(2*time.Since(began), settleQuietFloor), settleQuietCeiling)
+		if time.Now().Add(quiet).After(deadline) {
+			return synced, nil
+		}
+		select {
+		case <-ctx.Done():
+			return synced, nil
+		case <-time.After(quiet):
+		}
+	}
 }
 
 // syncOffset asks the upstream for the upload's offset and records it. On a
