@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/kinescope-tools/tusproxy/proxy/state"
@@ -98,22 +97,19 @@ type write struct {
 	lastStored time.Time // when
 	confirmed  int64     // the offset the upstream last confirmed, counted as accepted
 	completed  bool      // a store write recorded the upload's last byte
-	// reach is the most the upstream can hold: where the upstream PATCH in
-	// flight started plus the bytes handed to it. Written by the transport's
-	// goroutine while the PATCH runs, read once it has returned.
-	reach atomic.Int64
+	// segmentOffset and segmentReceived are the offset and the body's byte
+	// count when the current segment began: every body byte read since went
+	// into that segment, so the body's own counter tells how far the
+	// upstream PATCH can have got (see reach), without a second count per
+	// read.
+	segmentOffset, segmentReceived int64
 }
 
-// reachCounter counts the bytes of a segment handed to the upstream.
-type reachCounter struct {
-	r     io.Reader
-	reach *atomic.Int64
-}
-
-func (c reachCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.reach.Add(int64(n))
-	return n, err
+// reach is the most the upstream can hold: where the current segment
+// started plus the body bytes read since, all of them handed to it (a
+// chunked body's peeked byte counts from the peek on: an upper bound).
+func (w *write) reach() int64 {
+	return max(w.segmentOffset+w.body.Received()-w.segmentReceived, w.rec.Offset)
 }
 
 func (w *write) run(ctx context.Context) error {
@@ -128,6 +124,7 @@ func (w *write) run(ctx context.Context) error {
 	remaining := w.rec.Length - w.rec.Offset
 	w.lastStored = time.Now()
 	for remaining > 0 {
+		w.segmentOffset, w.segmentReceived = w.rec.Offset, w.body.Received()
 		segment, size, err := w.nextSegment(chunk, remaining)
 		if err != nil {
 			return w.fail(ctx, err)
@@ -192,8 +189,6 @@ func (w *write) nextSegment(chunk, remaining int64) (io.Reader, int64, error) {
 func (w *write) send(ctx context.Context, segment io.Reader, size int64) (int64, error) {
 	l := w.l
 	began := time.Now()
-	w.reach.Store(w.rec.Offset)
-	segment = reachCounter{r: segment, reach: &w.reach}
 	if w.stream.firstSent.Load() == 0 {
 		segment = &firstRead{r: segment, s: w.stream}
 	}
@@ -231,7 +226,7 @@ func (w *write) record(ctx context.Context) error {
 // fail hands a failure over with the record as stored: what the upstream
 // confirmed since is asked again there.
 func (w *write) fail(ctx context.Context, cause error) error {
-	reach := max(w.reach.Load(), w.rec.Offset)
+	reach := w.reach()
 	w.rec.Offset = w.stored
 	rec, stored, err := w.l.afterFailure(ctx, w.rec, reach, w.body, cause)
 	w.rec = rec
