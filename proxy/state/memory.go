@@ -79,14 +79,11 @@ func (m *Memory) Get(ctx context.Context, id string) (Record, error) {
 // Update implements Store. fn runs under the store's lock, which is what
 // makes the read-modify-write atomic.
 func (m *Memory) Update(ctx context.Context, id string, fn func(*Record) error, opts ...WriteOption) (Record, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return Record{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return Record{}, ErrClosed
-	}
+	defer unlock()
 	rec, ok := m.records[id]
 	if !ok {
 		return Record{}, ErrNotFound
@@ -111,16 +108,27 @@ func (m *Memory) Update(ctx context.Context, id string, fn func(*Record) error, 
 	return rec, nil
 }
 
-// Delete implements Store.
-func (m *Memory) Delete(ctx context.Context, id string, opts ...WriteOption) error {
+// lock takes the store's lock for one call: refused once ctx is done or the
+// store is closed, and released by the function it returns.
+func (m *Memory) lock(ctx context.Context) (unlock func(), err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		m.mu.Unlock()
+		return nil, ErrClosed
 	}
+	return m.mu.Unlock, nil
+}
+
+// Delete implements Store.
+func (m *Memory) Delete(ctx context.Context, id string, opts ...WriteOption) error {
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rec, ok := m.records[id]
 	if !ok {
 		return nil
@@ -207,14 +215,11 @@ func (m *Memory) CreateIntent(ctx context.Context, in Intent) error {
 
 // SetIntentVideo implements Store.
 func (m *Memory) SetIntentVideo(ctx context.Context, id, videoID string) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	in, ok := m.intents[id]
 	if !ok {
 		return ErrNotFound
@@ -226,14 +231,11 @@ func (m *Memory) SetIntentVideo(ctx context.Context, id, videoID string) error {
 
 // DeleteIntent implements Store.
 func (m *Memory) DeleteIntent(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	delete(m.intents, id)
 	return nil
 }

@@ -69,14 +69,11 @@ func (m *Memory) ClaimEvents(ctx context.Context, now time.Time, lease time.Dura
 
 // AckEvent implements Outbox.
 func (m *Memory) AckEvent(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	e, ok := m.events[id]
 	if !ok {
 		return nil
@@ -94,14 +91,11 @@ func (m *Memory) AckEvent(ctx context.Context, id string) error {
 
 // RetryEvent implements Outbox.
 func (m *Memory) RetryEvent(ctx context.Context, id string, next time.Time) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := m.lock(ctx)
+	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
+	defer unlock()
 	if e, ok := m.events[id]; ok {
 		e.ev.Attempts++
 		e.ev.NextAt = next
