@@ -168,7 +168,8 @@ type Config struct {
 	// LogLevel is the minimum level logged: debug, info, warn or error.
 	// Default info.
 	LogLevel slog.Level
-	// LogFormat is "json" or "text". Default "json".
+	// LogFormat is LogFormatJSON, LogFormatText or LogFormatAuto. Default
+	// json; dev: auto.
 	LogFormat string
 
 	// SeedPath is the path of the endpoint that answers Kinescope's
@@ -313,6 +314,17 @@ const (
 	ClientIPXForwardedFor = "x-forwarded-for"
 	ClientIPForwarded     = "forwarded"
 	ClientIPXRealIP       = "x-real-ip"
+)
+
+// The values of LogFormat.
+const (
+	LogFormatJSON = "json" // one JSON object a line, for log collectors
+	LogFormatText = "text" // slog's key=value lines, uncoloured
+	// LogFormatAuto is readable text with coloured levels when stderr is a
+	// terminal (uncoloured when NO_COLOR is set, https://no-color.org),
+	// else JSON: a person at a terminal reads the log, anything else
+	// parses it.
+	LogFormatAuto = "auto"
 )
 
 // JWTEnabled reports whether clients must present a Bearer JWT: a secret, a

@@ -404,9 +404,11 @@ var allSettings = []*setting{
 		show: func(c *Config) string { return strings.ToLower(c.LogLevel.String()) },
 	},
 	{
+		// dev is run by a person at a terminal; serve and the emulator
+		// alone feed log collectors, which want JSON whatever the output.
 		name: nameLogFormat, arg: "format", used: forAll,
-		help:     "log format: json or text",
-		defaults: always("json"),
+		help:     "log format: json, text, or auto (colour text when stderr is a terminal, else json)",
+		defaults: perCommand(LogFormatJSON, LogFormatAuto, "-"),
 		parse:    func(c *Config, raw string) []string { c.LogFormat = strings.ToLower(raw); return nil },
 		show:     func(c *Config) string { return c.LogFormat },
 	},

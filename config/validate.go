@@ -64,8 +64,10 @@ func (c *Config) problems() []error {
 			add(nameEmulatorToken, "%s", msg)
 		}
 	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		add(nameLogFormat, "%q is not a log format (use json or text)", c.LogFormat)
+	switch c.LogFormat {
+	case LogFormatJSON, LogFormatText, LogFormatAuto:
+	default:
+		add(nameLogFormat, "%q is not a log format (use json, text or auto)", c.LogFormat)
 	}
 	return problems
 }

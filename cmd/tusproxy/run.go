@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return errUsage
 	}
-	logger := newLogger(cfg, stderr)
+	logger := newLogger(cfg, stderr, isTerminal(stderr), getenv("NO_COLOR") != "")
 	switch cmd {
 	case "emulator":
 		return runEmulator(ctx, cfg, logger, stdout)
@@ -77,14 +77,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	default:
 		return serve(ctx, cfg, logger, serveOptions{})
 	}
-}
-
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // newServer is the http.Server every listener of tusproxy uses. Headers
