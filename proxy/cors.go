@@ -8,6 +8,23 @@ import (
 // corsPolicy answers browsers from other origins. Only configured origins are
 // allowed: the seed example reflects any Origin with credentials, which lets
 // every web page on the internet spend the operator's Kinescope account.
+//
+// It is ours, not chi's github.com/go-chi/cors (v1.2.2), because that one
+// only decorates answers, and what this policy must do it cannot:
+//   - refuse: a disallowed Origin gets 403 origin_not_allowed before any
+//     handler runs, preflight or not, so nothing a foreign page sends reaches
+//     the auth hook or Kinescope, and its developer sees why. go-chi/cors only
+//     leaves its headers out and runs the handler (a preflight gets 200);
+//   - let same-origin requests through unconfigured, judged on the origin the
+//     trusted proxy says the browser used (proxies): dev's page and an
+//     application served beside tusproxy need no TUSPROXY_CORS_ORIGINS;
+//   - answer a preflight 204 (tus-js-client accepts any 2xx; go-chi/cors
+//     writes 200, or passes OPTIONS on to the handlers);
+//   - list every tus request header in Access-Control-Allow-Headers, which
+//     TestCORS checks; go-chi/cors echoes only the ones asked for.
+//
+// Both give "*" without credentials and exact origins with them, and
+// compare origins without case.
 type corsPolicy struct {
 	anyOrigin bool            // "*" configured: any origin, never with credentials
 	origins   map[string]bool // exact origins, answered with credentials allowed
