@@ -46,9 +46,10 @@ func newCORSPolicy(origins []string, proxies proxyHeaders) corsPolicy {
 var (
 	// corsExposed are the response headers a browser client must read:
 	// tus-js-client reads Location, Upload-Offset and Upload-Length; the
-	// application reads Kinescope-Video-Id to learn which video it made.
+	// application reads Kinescope-Video-Id to learn which video it made,
+	// and X-Request-ID to quote when it reports a failure.
 	corsExposed = "Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, " +
-		"Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Retry-After, " + headerVideoID
+		"Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Retry-After, " + headerVideoID + ", " + headerRequestID
 	corsAllowedHeaders = "Authorization, Content-Type, Origin, X-Requested-With, X-Request-ID, " +
 		"X-HTTP-Method-Override, Tus-Resumable, Upload-Length, Upload-Offset, Upload-Metadata, " +
 		"Upload-Defer-Length, Upload-Concat, Upload-Checksum"

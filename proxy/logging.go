@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 // Kinescope's request id, the bytes it moved) for the one log line written
 // when the request ends.
 type requestInfo struct {
+	requestID          string
 	uploadID           string
 	videoID            string
 	kinescopeRequestID string
@@ -70,17 +72,41 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// logRequests writes one structured line per request. It never logs the
+// headerRequestID names a request in its log lines and its answer.
+const headerRequestID = "X-Request-ID"
+
+// requestID is the id of r: the one its sender chose (nginx's $request_id, or
+// a client's own, to find its requests in our logs) when it is a token of at
+// most 128 letters, digits and . _ : - (the filter of Kinescope's ids), else
+// 128 random bits. It is a label for finding log lines, not a fact about the
+// client, so it is taken from anyone.
+//
+// Not chi's middleware.RequestID: that one takes any incoming X-Request-Id as
+// it is, of any length up to the header limit and with any bytes, onto every
+// log line, does not answer it, and makes ids of the host name and a
+// counter, which would tell every client our host name and our request
+// rate if answered.
+func requestID(r *http.Request) string {
+	if id := clientRequestID(r.Header.Get(headerRequestID)); id != "" {
+		return id
+	}
+	return rand.Text()
+}
+
+// logRequests writes one structured line per request, and answers the
+// request's id as X-Request-ID so a client can quote it. It never logs the
 // Kinescope endpoint or any header that could carry credentials.
 func (s *Service) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{}
+		info := &requestInfo{requestID: requestID(r)}
+		w.Header().Set(headerRequestID, info.requestID)
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		defer func() {
 			if info.internal != nil {
-				s.log.Error("request failed", slog.String("path", r.URL.Path), slog.String("error", info.internal.Error()))
+				s.log.Error("request failed", slog.String("request_id", info.requestID), slog.String("path", r.URL.Path),
+					slog.String("error", info.internal.Error()))
 			}
 			status := statusOf(sw.status, info.status)
 			elapsed := time.Since(start)
@@ -90,6 +116,7 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 				level = slog.LevelWarn
 			}
 			attrs := []slog.Attr{
+				slog.String("request_id", info.requestID),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", status),
@@ -120,7 +147,14 @@ func (s *Service) logRequests(next http.Handler) http.Handler {
 }
 
 // recoverPanics turns a handler panic into a 500 without its text, and logs
-// the stack for the operator.
+// the panic and its stack for the operator, with the request's id.
+// http.ErrAbortHandler is panicked on: it is how a handler asks net/http to
+// cut the connection without an answer.
+//
+// Not chi's middleware.Recoverer: without chi's own request logger it prints
+// the stack to stderr as plain text, not through our slog handler (a JSON
+// collector would get dozens of stray lines, no request id), and its 500 has
+// an empty body, where every error of ours is answer()'s JSON with a code.
 func (s *Service) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -128,7 +162,11 @@ func (s *Service) recoverPanics(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("handler panic", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+				attrs := []any{slog.Any("panic", v), slog.String("stack", string(debug.Stack()))}
+				if info := infoFrom(r); info != nil {
+					attrs = append(attrs, slog.String("request_id", info.requestID))
+				}
+				s.log.Error("handler panic", attrs...)
 				answer(w, r, errInternal)
 			}
 		}()
