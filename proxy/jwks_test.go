@@ -188,11 +188,14 @@ func TestJWKSUnknownKIDFetchesAtMostOncePerWindow(t *testing.T) {
 	provider := newJWKSServer(t, a.jwk())
 	e := newEnv(t, map[string]string{"TUSPROXY_JWT_JWKS_URL": provider.URL, "TUSPROXY_JWT_JWKS_REFRESH": "1h"})
 	for i := range 20 {
-		resp, body := e.doBody(http.MethodHead, e.base+"0123456789abcdef0123456789abcdef",
-			map[string]string{"Authorization": forger.bearer(t, fmt.Sprintf("random-kid-%d", i))}, nil)
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("token with a made-up kid: status %d %s, want 401", resp.StatusCode, body)
+		resp, body := e.doBody(http.MethodPost, e.base,
+			map[string]string{"Upload-Length": "10", "Authorization": forger.bearer(t, fmt.Sprintf("random-kid-%d", i))}, nil)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "no key for its kid") {
+			t.Fatalf("token with a made-up kid: status %d %s, want 401 saying there is no key for its kid", resp.StatusCode, body)
 		}
+	}
+	if n := len(e.emu.Videos()); n != 0 {
+		t.Errorf("refused creations made %d Kinescope videos", n)
 	}
 	if got := provider.fetches.Load(); got != 2 {
 		t.Errorf("%d fetches for the start and 20 made-up kids, want 2 (the start, then one per window)", got)
