@@ -45,8 +45,9 @@ type jwtClaims struct {
 // until close.
 func newJWTVerifier(cfg *config.Config, deps keySetDeps) (*jwtVerifier, error) {
 	v := &jwtVerifier{}
-	// A key set's algorithms are RS256 and ES256 whatever its keys say:
-	// WithValidMethods refuses any other alg before a key is chosen, and
+	// A public key or a key set verifies RS256 and ES256 only, whatever its
+	// keys say: WithValidMethods refuses any other alg before a key is
+	// chosen (so no HS256 with a public key or a set's symmetric key), and
 	// keyfunc refuses a key whose own alg differs from the token's.
 	methods := []string{"RS256", "ES256"}
 	switch {
