@@ -199,8 +199,8 @@ type Config struct {
 
 	// JWTSecret is the shared secret that clients' Bearer JWTs are signed
 	// with (HS256); at least 32 bytes when set. It never appears in errors,
-	// usage text or String. At most one of JWTSecret, JWTPublicKeyFile and
-	// JWTJWKSFile is set. Default "".
+	// usage text or String. At most one of JWTSecret, JWTPublicKeyFile,
+	// JWTJWKSFile and JWTJWKSURL is set. Default "".
 	JWTSecret string
 	// JWTPublicKeyFile is a PEM RSA or EC public key file that clients' JWTs
 	// are verified with (RS256, ES256). The proxy parses it; Validate does
@@ -210,11 +210,22 @@ type Config struct {
 	// verified with, chosen by kid. The proxy parses it; Validate does not
 	// read it. Default "".
 	JWTJWKSFile string
+	// JWTJWKSURL is where an identity provider publishes the JWKS that
+	// clients' JWTs are verified with: https, or http to a loopback host
+	// only (over plain http anyone on the path could swap in their own
+	// keys). The proxy fetches it at start (and does not start if that
+	// fails), every JWTJWKSRefresh, and when a token names an unknown kid
+	// (at most once per 5 minutes); a failed refresh keeps the last keys.
+	// Its user info and query are redacted in String. Default "".
+	JWTJWKSURL string
+	// JWTJWKSRefresh is how often JWTJWKSURL is fetched again, so keys a
+	// provider removed stop verifying tokens. At least 1s. Default 1h.
+	JWTJWKSRefresh time.Duration
 	// JWTAudience, when set, is the audience (aud) a JWT must name. It
-	// needs one of the three JWT key settings. Default "": not checked.
+	// needs one of the four JWT key settings. Default "": not checked.
 	JWTAudience string
 	// JWTIssuer, when set, is the issuer (iss) a JWT must name. It needs one
-	// of the three JWT key settings. Default "": not checked.
+	// of the four JWT key settings. Default "": not checked.
 	JWTIssuer string
 	// JWTLeeway is the clock skew allowed when checking a JWT's exp and nbf;
 	// from 0 to 5m, as more would keep expired tokens alive. Only used when
@@ -328,9 +339,9 @@ const (
 )
 
 // JWTEnabled reports whether clients must present a Bearer JWT: a secret, a
-// public key file or a JWKS file is set.
+// public key file, a JWKS file or a JWKS URL is set.
 func (c *Config) JWTEnabled() bool {
-	return c.JWTSecret != "" || c.JWTPublicKeyFile != "" || c.JWTJWKSFile != ""
+	return c.JWTSecret != "" || c.JWTPublicKeyFile != "" || c.JWTJWKSFile != "" || c.JWTJWKSURL != ""
 }
 
 // AuthEnabled reports whether clients are authenticated at all, by the auth

@@ -94,6 +94,7 @@ func TestDefaults(t *testing.T) {
 				AuthHookTimeout:     5 * time.Second,
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
+				JWTJWKSRefresh:      time.Hour,
 				CreateRate:          config.AnonymousCreateRate,
 				MaxPatchesPerIP:     64,
 				MaxInFlight:         1000,
@@ -139,6 +140,7 @@ func TestDefaults(t *testing.T) {
 				AuthHookTimeout:     5 * time.Second,
 				AuthCacheTTL:        30 * time.Second,
 				JWTLeeway:           30 * time.Second,
+				JWTJWKSRefresh:      time.Hour,
 				MaxPatchesPerIP:     64,
 				MaxInFlight:         1000,
 				MaxMetadataBytes:    4 << 10,
@@ -264,6 +266,7 @@ var everySetting = []struct{ flag, env, value string }{
 	{"jwt-audience", "TUSPROXY_JWT_AUDIENCE", "uploads"},
 	{"jwt-issuer", "TUSPROXY_JWT_ISSUER", "https://id.example.com/"},
 	{"jwt-leeway", "TUSPROXY_JWT_LEEWAY", "5m"},
+	{"jwt-jwks-refresh", "TUSPROXY_JWT_JWKS_REFRESH", "15m"},
 	{"create-rate", "TUSPROXY_CREATE_RATE", "12"},
 	{"max-patches-per-ip", "TUSPROXY_MAX_PATCHES_PER_IP", "4"},
 	{"max-inflight", "TUSPROXY_MAX_INFLIGHT", "0"},
@@ -287,6 +290,7 @@ var everySetting = []struct{ flag, env, value string }{
 var otherSettings = []struct{ flag, env, value string }{
 	{"jwt-public-key-file", "TUSPROXY_JWT_PUBLIC_KEY_FILE", "/nonexistent/jwt.pem"},
 	{"jwt-jwks-file", "TUSPROXY_JWT_JWKS_FILE", "/nonexistent/jwks.json"},
+	{"jwt-jwks-url", "TUSPROXY_JWT_JWKS_URL", "https://id.example.com/.well-known/jwks.json"},
 }
 
 var everySettingWant = config.Config{
@@ -329,6 +333,7 @@ var everySettingWant = config.Config{
 	JWTAudience:         "uploads",
 	JWTIssuer:           "https://id.example.com/",
 	JWTLeeway:           5 * time.Minute,
+	JWTJWKSRefresh:      15 * time.Minute,
 	CreateRate:          12,
 	MaxPatchesPerIP:     4,
 	MaxInFlight:         0,
@@ -722,8 +727,8 @@ var moreBadValues = []struct {
 	{"auth-cache-ttl", "a while", `-auth-cache-ttl (TUSPROXY_AUTH_CACHE_TTL): "a while" is not a duration (like 90s, 15m or 24h)`},
 	{"jwt-secret", jwtSecret[:31], "-jwt-secret (TUSPROXY_JWT_SECRET): is shorter than 32 bytes; use a random secret of at least 32 bytes"},
 	{"jwt-leeway", "-1s", "-jwt-leeway (TUSPROXY_JWT_LEEWAY): is -1s; must be from 0 to 5m"},
-	{"jwt-audience", "uploads", "-jwt-audience (TUSPROXY_JWT_AUDIENCE): has no effect without -jwt-secret (TUSPROXY_JWT_SECRET), -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE) or -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE); JWTs are not checked at all"},
-	{"jwt-issuer", "https://id.example.com/", "-jwt-issuer (TUSPROXY_JWT_ISSUER): has no effect without -jwt-secret (TUSPROXY_JWT_SECRET), -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE) or -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE); JWTs are not checked at all"},
+	{"jwt-audience", "uploads", "-jwt-audience (TUSPROXY_JWT_AUDIENCE): has no effect without -jwt-secret (TUSPROXY_JWT_SECRET), -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE), -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE) or -jwt-jwks-url (TUSPROXY_JWT_JWKS_URL); JWTs are not checked at all"},
+	{"jwt-issuer", "https://id.example.com/", "-jwt-issuer (TUSPROXY_JWT_ISSUER): has no effect without -jwt-secret (TUSPROXY_JWT_SECRET), -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE), -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE) or -jwt-jwks-url (TUSPROXY_JWT_JWKS_URL); JWTs are not checked at all"},
 	{"create-rate", "-5", "-create-rate (TUSPROXY_CREATE_RATE): is -5; must not be negative (0 means unlimited)"},
 	{"create-rate", "99999999999999999999", `-create-rate (TUSPROXY_CREATE_RATE): "99999999999999999999" is too large`},
 	{"max-patches-per-ip", "", `-max-patches-per-ip (TUSPROXY_MAX_PATCHES_PER_IP): "" is not a whole number`},
@@ -1024,7 +1029,7 @@ func TestJWTKeyFiles(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Load: %v", err)
 				}
-				got := map[string]string{"jwt-public-key-file": c.JWTPublicKeyFile, "jwt-jwks-file": c.JWTJWKSFile}
+				got := map[string]string{"jwt-public-key-file": c.JWTPublicKeyFile, "jwt-jwks-file": c.JWTJWKSFile, "jwt-jwks-url": c.JWTJWKSURL}
 				for flag, value := range got {
 					want := ""
 					if flag == s.flag {
@@ -1050,6 +1055,8 @@ func TestSettingCombinations(t *testing.T) {
 		secret = "-jwt-secret=" + jwtSecret
 		pem    = "-jwt-public-key-file=/keys/jwt.pem"
 		jwks   = "-jwt-jwks-file=/keys/jwks.json"
+		// Validate does not fetch it: only the proxy does.
+		jwksURL = "-jwt-jwks-url=https://id.example.com/.well-known/jwks.json"
 	)
 	tests := []struct {
 		name string
@@ -1071,6 +1078,23 @@ func TestSettingCombinations(t *testing.T) {
 			"-jwt-secret (TUSPROXY_JWT_SECRET): cannot be combined with -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE); give one way to verify JWTs",
 		}},
 		{"audience and issuer with a key", config.CommandServe, []string{jwks, "-jwt-audience=a", "-jwt-issuer=i", "-jwt-leeway=0"}, nil},
+		{"JWKS file and URL", config.CommandServe, []string{jwks, jwksURL}, []string{
+			"-jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE): cannot be combined with -jwt-jwks-url (TUSPROXY_JWT_JWKS_URL); give one way to verify JWTs",
+		}},
+		{"JWKS URL alone", config.CommandServe, []string{jwksURL, "-jwt-audience=a"}, nil},
+		{"JWKS URL over http to loopback", config.CommandServe, []string{"-jwt-jwks-url=http://127.0.0.1:8080/jwks.json"}, nil},
+		{"JWKS URL over http to localhost", config.CommandServe, []string{"-jwt-jwks-url=http://localhost:8080/jwks.json"}, nil},
+		{"JWKS URL over http elsewhere", config.CommandServe, []string{"-jwt-jwks-url=http://id.example.com/jwks.json"}, []string{
+			"-jwt-jwks-url (TUSPROXY_JWT_JWKS_URL): uses plain http to a host that is not loopback, so anyone on the path could replace the keys and sign their own tokens: " +
+				"use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)",
+		}},
+		{"JWKS URL not a URL", config.CommandServe, []string{"-jwt-jwks-url=id.example.com/jwks.json"}, []string{
+			"-jwt-jwks-url (TUSPROXY_JWT_JWKS_URL): must be an absolute https:// URL",
+		}},
+		{"JWKS refresh too short", config.CommandServe, []string{jwksURL, "-jwt-jwks-refresh=500ms"}, []string{
+			"-jwt-jwks-refresh (TUSPROXY_JWT_JWKS_REFRESH): is 500ms; must be at least 1s",
+		}},
+		{"JWKS refresh unused without the URL", config.CommandServe, []string{secret, "-jwt-jwks-refresh=0"}, nil},
 		{"leeway alone is fine", config.CommandServe, []string{"-jwt-leeway=1m"}, nil},
 		{"hook and JWT together", config.CommandServe, []string{secret, "-auth-hook-url=http://127.0.0.1:9999/auth"}, nil},
 		{"TLS cert and key", config.CommandServe, []string{"-tls-cert-file=/c.pem", "-tls-key-file=/k.pem"}, nil},
@@ -1188,7 +1212,7 @@ func TestMaxMetadataBytes(t *testing.T) {
 }
 
 const serveAuthRequired = "-auth (TUSPROXY_AUTH): is required but neither -auth-hook-url (TUSPROXY_AUTH_HOOK_URL) nor a JWT key " +
-	"(-jwt-secret (TUSPROXY_JWT_SECRET), -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE) or -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE)) is set: " +
+	"(-jwt-secret (TUSPROXY_JWT_SECRET), -jwt-public-key-file (TUSPROXY_JWT_PUBLIC_KEY_FILE), -jwt-jwks-file (TUSPROXY_JWT_JWKS_FILE) or -jwt-jwks-url (TUSPROXY_JWT_JWKS_URL)) is set: " +
 	"anyone could create videos on your Kinescope account; configure one, or set TUSPROXY_AUTH=none to accept anonymous uploads " +
 	"(only behind a gateway that authenticates)"
 

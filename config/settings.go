@@ -60,6 +60,8 @@ var (
 	nameJWTSecret         = name{"jwt-secret", "TUSPROXY_JWT_SECRET"}
 	nameJWTPublicKeyFile  = name{"jwt-public-key-file", "TUSPROXY_JWT_PUBLIC_KEY_FILE"}
 	nameJWTJWKSFile       = name{"jwt-jwks-file", "TUSPROXY_JWT_JWKS_FILE"}
+	nameJWTJWKSURL        = name{"jwt-jwks-url", "TUSPROXY_JWT_JWKS_URL"}
+	nameJWTJWKSRefresh    = name{"jwt-jwks-refresh", "TUSPROXY_JWT_JWKS_REFRESH"}
 	nameJWTAudience       = name{"jwt-audience", "TUSPROXY_JWT_AUDIENCE"}
 	nameJWTIssuer         = name{"jwt-issuer", "TUSPROXY_JWT_ISSUER"}
 	nameJWTLeeway         = name{"jwt-leeway", "TUSPROXY_JWT_LEEWAY"}
@@ -470,6 +472,17 @@ var allSettings = []*setting{
 		func(c *Config) *string { return &c.JWTPublicKeyFile }),
 	pathSetting(nameJWTJWKSFile, "JWKS file of the public keys that verify clients' Bearer JWTs (RS256, ES256), chosen by kid",
 		func(c *Config) *string { return &c.JWTJWKSFile }),
+	{
+		name: nameJWTJWKSURL, arg: "url", used: forProxy,
+		help: "URL of an identity provider's JWKS that verifies clients' Bearer JWTs (RS256, ES256), chosen by kid: " +
+			"https, or http to loopback only; fetched at start, every -jwt-jwks-refresh and for an unknown kid (at most once per 5m)",
+		defaults: always(""),
+		note:     always("none"),
+		parse:    func(c *Config, raw string) []string { c.JWTJWKSURL = raw; return nil },
+		show:     func(c *Config) string { return redactURL(c.JWTJWKSURL) },
+	},
+	durationSetting(nameJWTJWKSRefresh, forProxy, "how often -jwt-jwks-url is fetched again, so keys the provider removed stop working; at least 1s", "1h",
+		func(c *Config) *time.Duration { return &c.JWTJWKSRefresh }),
 	textSetting(nameJWTAudience, "audience", "audience (aud) a JWT must name", "none: not checked",
 		func(c *Config) *string { return &c.JWTAudience }),
 	textSetting(nameJWTIssuer, "issuer", "issuer (iss) a JWT must name", "none: not checked",

@@ -334,9 +334,9 @@ func (c *Config) tlsProblems(add func(name, string, ...any)) {
 func (c *Config) authProblems(add func(name, string, ...any)) {
 	switch {
 	case c.Auth == AuthRequired && !c.AuthEnabled():
-		add(nameAuth, "is %s but neither %s nor a JWT key (%s, %s or %s) is set: anyone could create videos on your Kinescope account; "+
+		add(nameAuth, "is %s but neither %s nor a JWT key (%s, %s, %s or %s) is set: anyone could create videos on your Kinescope account; "+
 			"configure one, or set %s=%s to accept anonymous uploads (only behind a gateway that authenticates)",
-			AuthRequired, nameAuthHookURL, nameJWTSecret, nameJWTPublicKeyFile, nameJWTJWKSFile, nameAuth.env, AuthNone)
+			AuthRequired, nameAuthHookURL, nameJWTSecret, nameJWTPublicKeyFile, nameJWTJWKSFile, nameJWTJWKSURL, nameAuth.env, AuthNone)
 	case c.Auth == AuthNone && c.AuthEnabled():
 		add(nameAuth, "is %s (anonymous uploads) but %s; remove one or the other", AuthNone, c.authConfigured())
 	case c.Auth != AuthRequired && c.Auth != AuthNone && c.Auth != AuthOptional:
@@ -367,6 +367,7 @@ func (c *Config) authProblems(add func(name, string, ...any)) {
 		{nameJWTSecret, c.JWTSecret != ""},
 		{nameJWTPublicKeyFile, c.JWTPublicKeyFile != ""},
 		{nameJWTJWKSFile, c.JWTJWKSFile != ""},
+		{nameJWTJWKSURL, c.JWTJWKSURL != ""},
 	} {
 		if source.set {
 			keySources = append(keySources, source.name)
@@ -390,12 +391,21 @@ func (c *Config) authProblems(add func(name, string, ...any)) {
 			{nameJWTIssuer, c.JWTIssuer},
 		} {
 			if claim.value != "" {
-				add(claim.name, "has no effect without %s, %s or %s; JWTs are not checked at all", nameJWTSecret, nameJWTPublicKeyFile, nameJWTJWKSFile)
+				add(claim.name, "has no effect without %s, %s, %s or %s; JWTs are not checked at all",
+					nameJWTSecret, nameJWTPublicKeyFile, nameJWTJWKSFile, nameJWTJWKSURL)
 			}
 		}
 	}
 	if c.JWTLeeway < 0 || c.JWTLeeway > maxJWTLeeway {
 		add(nameJWTLeeway, "is %s; must be from 0 to 5m", c.JWTLeeway)
+	}
+	if c.JWTJWKSURL != "" {
+		if msg := jwksURLProblem(c.JWTJWKSURL); msg != "" {
+			add(nameJWTJWKSURL, "%s", msg)
+		}
+		if c.JWTJWKSRefresh < time.Second {
+			add(nameJWTJWKSRefresh, "is %s; must be at least 1s", c.JWTJWKSRefresh)
+		}
 	}
 }
 
@@ -515,6 +525,23 @@ func initURLProblem(raw string) string {
 		"use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)"
 }
 
+// jwksURLProblem accepts https, and plain http to loopback only: whoever
+// can change the key set in transit can sign their own tokens, so over
+// plain http anyone on the path could upload as anyone. Loopback stays
+// allowed for tests and a local sidecar that fetches over TLS.
+func jwksURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !isAbsoluteHTTP(raw):
+		// Not quoted: the URL may carry a key in its query.
+		return "must be an absolute https:// URL"
+	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		return "uses plain http to a host that is not loopback, so anyone on the path could replace the keys and sign their own tokens: " +
+			"use https (plain http is allowed only for 127.0.0.0/8, ::1 and localhost)"
+	}
+	return ""
+}
+
 // isLoopbackHost reports whether host is 127.0.0.0/8, ::1 or localhost.
 func isLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
@@ -620,7 +647,7 @@ func (c *Config) authConfigured() string {
 	for _, key := range []struct {
 		name
 		value string
-	}{{nameJWTSecret, c.JWTSecret}, {nameJWTPublicKeyFile, c.JWTPublicKeyFile}, {nameJWTJWKSFile, c.JWTJWKSFile}} {
+	}{{nameJWTSecret, c.JWTSecret}, {nameJWTPublicKeyFile, c.JWTPublicKeyFile}, {nameJWTJWKSFile, c.JWTJWKSFile}, {nameJWTJWKSURL, c.JWTJWKSURL}} {
 		if key.value != "" {
 			set = append(set, key.String())
 		}

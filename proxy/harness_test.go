@@ -86,6 +86,7 @@ func newEnvWith(t *testing.T, vars map[string]string, deps proxy.Deps) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.svc.Close)
 	e.srv = httptest.NewUnstartedServer(e.svc)
 	e.srv.Config.ConnContext = proxy.ConnContext
 	e.srv.Start()

@@ -1,33 +1,33 @@
 package proxy
 
 import (
+	"context"
 	"crypto"
-	"crypto/ecdh"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"strings"
 
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/kinescope-tools/tusproxy/config"
 )
 
 // jwtVerifier checks the Bearer JWT of a request: signature (HS256 with a
-// shared secret, or RS256/ES256 with a public key or a JWKS file), and exp,
-// nbf, aud and iss with a small leeway. exp is required: a token that never
-// expires is a password. sub is required: it is the caller's identity.
+// shared secret, or RS256/ES256 with a public key or a JSON Web Key Set from
+// a file or a URL), and exp, nbf, aud and iss with a small leeway. exp is
+// required: a token that never expires is a password. sub is required: it
+// is the caller's identity.
 type jwtVerifier struct {
-	parser *jwt.Parser
-	keys   map[string]crypto.PublicKey // by kid; "" when the key has none
-	secret []byte
+	parser    *jwt.Parser
+	secret    []byte           // TUSPROXY_JWT_SECRET
+	publicKey crypto.PublicKey // TUSPROXY_JWT_PUBLIC_KEY_FILE
+	keySet    keyfunc.Keyfunc  // TUSPROXY_JWT_JWKS_FILE or TUSPROXY_JWT_JWKS_URL
+	// stop ends the refreshes of TUSPROXY_JWT_JWKS_URL; nil without it.
+	stop context.CancelFunc
 }
 
 // jwtClaims is what a token may say about an upload.
@@ -40,9 +40,16 @@ type jwtClaims struct {
 	Context json.RawMessage `json:"context,omitempty"`
 }
 
-func newJWTVerifier(cfg *config.Config) (*jwtVerifier, error) {
-	v := &jwtVerifier{keys: make(map[string]crypto.PublicKey)}
-	var methods []string
+// newJWTVerifier builds the verifier cfg asks for, nil when JWTs are off.
+// With a JWKS URL it fetches the key set before returning, and refreshes it
+// until close.
+func newJWTVerifier(cfg *config.Config, deps keySetDeps) (*jwtVerifier, error) {
+	v := &jwtVerifier{}
+	// A public key or a key set verifies RS256 and ES256 only, whatever its
+	// keys say: WithValidMethods refuses any other alg before a key is
+	// chosen (so no HS256 with a public key or a set's symmetric key), and
+	// keyfunc refuses a key whose own alg differs from the token's.
+	methods := []string{"RS256", "ES256"}
 	switch {
 	case cfg.JWTSecret != "":
 		v.secret = []byte(cfg.JWTSecret)
@@ -53,22 +60,25 @@ func newJWTVerifier(cfg *config.Config) (*jwtVerifier, error) {
 			return nil, fmt.Errorf("TUSPROXY_JWT_PUBLIC_KEY_FILE: %w", err)
 		}
 		if key, err := jwt.ParseRSAPublicKeyFromPEM(pemBytes); err == nil {
-			v.keys[""] = key
+			v.publicKey = key
 		} else if key, err := jwt.ParseECPublicKeyFromPEM(pemBytes); err == nil {
-			v.keys[""] = key
+			v.publicKey = key
 		} else {
 			return nil, errors.New("TUSPROXY_JWT_PUBLIC_KEY_FILE: not a PEM RSA or EC public key")
 		}
-		methods = []string{"RS256", "ES256"}
 	case cfg.JWTJWKSFile != "":
-		raw, err := os.ReadFile(cfg.JWTJWKSFile)
+		var err error
+		if v.keySet, err = keySetFromFile(cfg.JWTJWKSFile); err != nil {
+			return nil, fmt.Errorf("TUSPROXY_JWT_JWKS_FILE: %w", err)
+		}
+	case cfg.JWTJWKSURL != "":
+		ctx, stop := context.WithCancel(context.Background())
+		keySet, err := keySetFromURL(ctx, cfg.JWTJWKSURL, cfg.JWTJWKSRefresh, deps)
 		if err != nil {
-			return nil, fmt.Errorf("TUSPROXY_JWT_JWKS_FILE: %w", err)
+			stop()
+			return nil, fmt.Errorf("TUSPROXY_JWT_JWKS_URL: tusproxy cannot check tokens without the key set: %w", err)
 		}
-		if v.keys, err = parseJWKS(raw); err != nil {
-			return nil, fmt.Errorf("TUSPROXY_JWT_JWKS_FILE: %w", err)
-		}
-		methods = []string{"RS256", "ES256"}
+		v.keySet, v.stop = keySet, stop
 	default:
 		return nil, nil
 	}
@@ -83,6 +93,13 @@ func newJWTVerifier(cfg *config.Config) (*jwtVerifier, error) {
 	return v, nil
 }
 
+// close stops the key set's refreshes. v may be nil.
+func (v *jwtVerifier) close() {
+	if v != nil && v.stop != nil {
+		v.stop()
+	}
+}
+
 // verify checks the request's Bearer token and returns its claims.
 func (v *jwtVerifier) verify(r *http.Request) (*jwtClaims, error) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -90,7 +107,7 @@ func (v *jwtVerifier) verify(r *http.Request) (*jwtClaims, error) {
 		return nil, errAuthRequired
 	}
 	claims := &jwtClaims{}
-	_, err := v.parser.ParseWithClaims(strings.TrimSpace(token), claims, v.key)
+	_, err := v.parser.ParseWithClaims(strings.TrimSpace(token), claims, v.keyfunc(r.Context()))
 	if err != nil {
 		// The reason (expired, wrong audience...) helps the developer wiring
 		// tokens in and tells an attacker nothing about uploads.
@@ -105,20 +122,19 @@ func (v *jwtVerifier) verify(r *http.Request) (*jwtClaims, error) {
 	return claims, nil
 }
 
-func (v *jwtVerifier) key(t *jwt.Token) (any, error) {
-	if v.secret != nil {
-		return v.secret, nil
+// keyfunc chooses the key a token is checked with. A key set chooses by
+// the token's kid, and may fetch the set again for one it lacks: in the
+// request's context, so that ends when the client leaves.
+func (v *jwtVerifier) keyfunc(ctx context.Context) jwt.Keyfunc {
+	switch {
+	case v.keySet != nil:
+		return v.keySet.KeyfuncCtx(ctx)
+	case v.secret != nil:
+		return func(*jwt.Token) (any, error) { return v.secret, nil }
+	default:
+		// One key: a kid in the token chooses nothing.
+		return func(*jwt.Token) (any, error) { return v.publicKey, nil }
 	}
-	kid, _ := t.Header["kid"].(string)
-	if key, ok := v.keys[kid]; ok {
-		return key, nil
-	}
-	if kid == "" && len(v.keys) == 1 {
-		for _, key := range v.keys {
-			return key, nil
-		}
-	}
-	return nil, errors.New("unknown key id")
 }
 
 func jwtReason(err error) string {
@@ -133,6 +149,10 @@ func jwtReason(err error) string {
 		return "wrong issuer"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return "a required claim (exp) is missing"
+	case errors.Is(err, keyfunc.ErrKeyfunc):
+		// The key set has no key for the token's kid, or that key is not
+		// for its alg or not for signatures.
+		return "no key for its kid"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
 		return "bad signature"
 	case errors.Is(err, jwt.ErrTokenMalformed):
@@ -140,60 +160,4 @@ func jwtReason(err error) string {
 	default:
 		return "rejected"
 	}
-}
-
-// parseJWKS reads the RSA and P-256 signing keys of a JSON Web Key Set
-// (RFC 7517); other keys are skipped.
-func parseJWKS(raw []byte) (map[string]crypto.PublicKey, error) {
-	var set struct {
-		Keys []struct {
-			Kty string `json:"kty"`
-			Kid string `json:"kid"`
-			Use string `json:"use"`
-			N   string `json:"n"`
-			E   string `json:"e"`
-			Crv string `json:"crv"`
-			X   string `json:"x"`
-			Y   string `json:"y"`
-		} `json:"keys"`
-	}
-	if err := json.Unmarshal(raw, &set); err != nil {
-		return nil, errors.New("not a JSON Web Key Set")
-	}
-	keys := make(map[string]crypto.PublicKey)
-	for _, k := range set.Keys {
-		if k.Use != "" && k.Use != "sig" {
-			continue
-		}
-		switch k.Kty {
-		case "RSA":
-			n, err1 := base64.RawURLEncoding.DecodeString(k.N)
-			e, err2 := base64.RawURLEncoding.DecodeString(k.E)
-			if err1 != nil || err2 != nil || len(e) == 0 || len(e) > 4 {
-				return nil, fmt.Errorf("key %q: bad RSA parameters", k.Kid)
-			}
-			keys[k.Kid] = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
-		case "EC":
-			if k.Crv != "P-256" {
-				continue
-			}
-			x, err1 := base64.RawURLEncoding.DecodeString(k.X)
-			y, err2 := base64.RawURLEncoding.DecodeString(k.Y)
-			if err1 != nil || err2 != nil {
-				return nil, fmt.Errorf("key %q: bad EC parameters", k.Kid)
-			}
-			if len(x) != 32 || len(y) != 32 {
-				return nil, fmt.Errorf("key %q: bad EC parameters", k.Kid)
-			}
-			// crypto/ecdh refuses points that are not on the curve.
-			if _, err := ecdh.P256().NewPublicKey(append(append([]byte{4}, x...), y...)); err != nil {
-				return nil, fmt.Errorf("key %q: point not on P-256", k.Kid)
-			}
-			keys[k.Kid] = &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-		}
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("no RSA or P-256 signing keys")
-	}
-	return keys, nil
 }

@@ -77,6 +77,8 @@ type metrics struct {
 	reconciled   *prometheus.CounterVec
 	credentials  prometheus.Gauge
 	firstByte    prometheus.Histogram
+	// jwksRefreshes counts fetches of TUSPROXY_JWT_JWKS_URL by outcome.
+	jwksRefreshes *prometheus.CounterVec
 
 	// sent counts body bytes handed to upstream PATCHes as they stream:
 	// the writes that ended, plus the live ones read at scrape time through
@@ -94,6 +96,11 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries, streams *stream
 	m.defineRequests()
 	m.defineUploads()
 	m.defineUpstream()
+	m.jwksRefreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tusproxy_jwks_refreshes_total",
+		Help: "Fetches of the JWT key set (TUSPROXY_JWT_JWKS_URL), at start, on its refresh interval and for an unknown kid, " +
+			"by outcome (ok: its keys replaced; error: the last keys kept).",
+	}, []string{"outcome"})
 	received := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tusproxy_client_received_bytes_total",
 		Help: "Upload body bytes read from clients.",
@@ -110,7 +117,7 @@ func newMetrics(reg prometheus.Registerer, series *uploadSeries, streams *stream
 	reg.MustRegister(m.requests, m.requestDuration, m.uploadsCreated, m.uploadsCompleted, m.uploadsTerminated,
 		m.uploadsExpired, m.uploadsLost, m.orphanedVideos, received, sent, m.accepted, m.lost, inFlight, m.stalled, m.uploadSize,
 		m.uploadTime, m.patchRate, m.upstreamReqs, m.upstreamTime, m.initFailures, m.mismatches, m.reconciled, m.credentials,
-		m.firstByte)
+		m.firstByte, m.jwksRefreshes)
 	series.register(reg)
 
 	m.createKnownLabels()
@@ -249,7 +256,14 @@ func (m *metrics) createKnownLabels() {
 	for _, result := range reconcileKinds {
 		m.reconciled.WithLabelValues(result).Add(0)
 	}
+	for _, outcome := range jwksOutcomes {
+		m.jwksRefreshes.WithLabelValues(outcome).Add(0)
+	}
 }
+
+// jwksRefreshed counts one fetch of the JWT key set: jwksRefreshOK or
+// jwksRefreshError.
+func (m *metrics) jwksRefreshed(outcome string) { m.jwksRefreshes.WithLabelValues(outcome).Inc() }
 
 // request counts one answered request.
 func (m *metrics) request(method string, status int, elapsed time.Duration) {

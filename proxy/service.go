@@ -100,7 +100,8 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	s.access = &access{parentID: cfg.ParentID, proxies: s.proxies, now: s.now, log: s.log}
-	if s.access.jwt, err = newJWTVerifier(cfg); err != nil {
+	s.access.jwt, err = newJWTVerifier(cfg, keySetDeps{client: clients.jwks, log: s.log, refreshed: s.metrics.jwksRefreshed})
+	if err != nil {
 		return nil, err
 	}
 	if cfg.AuthHookURL != "" {
@@ -108,6 +109,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	}
 	s.delivery, err = newWebhooks(cfg, deps.Store, webhook.Deps{Log: s.log, Metrics: s.webhooks, Now: deps.Now})
 	if err != nil {
+		s.access.jwt.close()
 		return nil, err
 	}
 	observers := append(upload.Observers{s.metrics, s.ready, lifecycleLog{s.log}}, deps.Observers...)
@@ -149,12 +151,16 @@ type clients struct {
 	// TUSPROXY_UPSTREAM_CA_FILE is Kinescope's CA, and must neither let the
 	// hook's certificate be signed by it nor stop a public one working.
 	hook *http.Client
+	// jwks fetches TUSPROXY_JWT_JWKS_URL over the hook's transport, for the
+	// same reason (see jwksClient).
+	jwks *http.Client
 }
 
 func newClients(cfg *config.Config, test *http.Client) (clients, error) {
 	c := clients{endpoints: &kinescope.EndpointPolicy{Hosts: cfg.UpstreamHosts}}
 	if test != nil {
 		c.init, c.upload, c.hook = test, test, test
+		c.jwks = jwksClient(test.Transport)
 		return c, nil
 	}
 	initTransport, err := newUpstreamTransport(cfg, nil)
@@ -174,6 +180,7 @@ func newClients(cfg *config.Config, test *http.Client) (clients, error) {
 	c.init = &http.Client{Transport: initTransport, CheckRedirect: noRedirects}
 	c.upload = &http.Client{Transport: uploadTransport, CheckRedirect: noRedirects}
 	c.hook = &http.Client{Transport: hookTransport, CheckRedirect: noRedirects}
+	c.jwks = jwksClient(hookTransport)
 	return c, nil
 }
 
@@ -207,6 +214,10 @@ func (s *Service) Run(ctx context.Context) {
 	go s.delivery.run(ctx)
 	s.life.Run(ctx)
 }
+
+// Close stops what New started in the background: the refreshes of
+// TUSPROXY_JWT_JWKS_URL. Call it once the service answers no more requests.
+func (s *Service) Close() { s.access.jwt.close() }
 
 // FinishWebhooks lets webhook deliveries in flight finish until ctx ends;
 // those cut then stay in the outbox, delivered after the next start (or by

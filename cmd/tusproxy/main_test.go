@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -340,6 +341,25 @@ func TestServeWithoutAuthRefusesToStart(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr does not name %s:\n%s", want, stderr.String())
 		}
+	}
+}
+
+// serve with a JWKS URL it cannot fetch does not start: every token would
+// be refused. The error names the setting.
+func TestServeWithoutItsJWKSRefusesToStart(t *testing.T) {
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	defer provider.Close()
+	env := map[string]string{
+		"KINESCOPE_API_TOKEN": token, "KINESCOPE_PARENT_ID": "p1", "TUSPROXY_LISTEN": "127.0.0.1:0",
+		"TUSPROXY_STORE": "memory", "TUSPROXY_METRICS_LISTEN": "off", "TUSPROXY_JWT_JWKS_URL": provider.URL + "/jwks.json",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a serve that starts returns nil at once
+	err := run(ctx, []string{"serve"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "TUSPROXY_JWT_JWKS_URL") || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("serve with an unreachable key set: %v, want an error naming TUSPROXY_JWT_JWKS_URL and the 503", err)
 	}
 }
 

@@ -117,6 +117,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 	if err != nil {
 		return err
 	}
+	defer svc.Close()
 	cert, err := loadCertificate(cfg)
 	if err != nil {
 		return err
