@@ -41,10 +41,7 @@ const sharedTimeout = 200 * time.Millisecond
 // Streams hold a lease in the Limiter, renewed while they stream, so those
 // of a replica that died stop counting within streamLease. Renewing every
 // third of the lease lets two renewals fail before a live stream lapses.
-const (
-	streamLease      = 30 * time.Second
-	streamRenewEvery = streamLease / 3
-)
+const streamLease = 30 * time.Second
 
 // The limits a replica may have to decide alone: the label values of
 // tusproxy_limiter_fallbacks_total.
@@ -118,10 +115,10 @@ func (l *sharedLimits) takeCreation(ctx context.Context, addr netip.Addr, perMin
 
 // startStream asks to count a stream among addr's shared ones. decided is
 // false when it could not: the caller's own count decides.
-func (l *sharedLimits) startStream(ctx context.Context, addr netip.Addr, id string, max int, now time.Time) (admitted, decided bool) {
+func (l *sharedLimits) startStream(ctx context.Context, addr netip.Addr, id string, max int, now time.Time, lease time.Duration) (admitted, decided bool) {
 	ctx, cancel := callContext(ctx, sharedTimeout)
 	defer cancel()
-	admitted, err := l.limiter.StartStream(ctx, addr, id, max, now, streamLease)
+	admitted, err := l.limiter.StartStream(ctx, addr, id, max, now, lease)
 	if err != nil {
 		l.fellBack(limitPatchesPerIP, err)
 		return false, false
@@ -138,12 +135,13 @@ func (l *sharedLimits) endStream(ctx context.Context, addr netip.Addr, id string
 	l.note(l.limiter.EndStream(ctx, addr, id))
 }
 
-// renewStreams extends the leases of the shared streams in flight. It runs
-// in the background, so it may wait longer than a request would.
-func (l *sharedLimits) renewStreams(ctx context.Context, streams map[netip.Addr][]string, now time.Time) {
-	ctx, cancel := context.WithTimeout(ctx, streamRenewEvery/2)
+// renewStreams extends the leases of the shared streams in flight to
+// now+lease. It runs in the background, so it may wait longer than a request
+// would (a sixth of the lease: half the time to the next renewal).
+func (l *sharedLimits) renewStreams(ctx context.Context, streams map[netip.Addr][]string, now time.Time, lease time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, lease/6)
 	defer cancel()
-	l.note(l.limiter.RenewStreams(ctx, streams, now, streamLease))
+	l.note(l.limiter.RenewStreams(ctx, streams, now, lease))
 }
 
 // creationRate caps how many uploads one client address may start a minute

@@ -21,6 +21,7 @@ type streams struct {
 	perAddr int // at most this many per client address (limitKey); 0: no cap
 	total   int // at most this many in all; 0: no cap
 	shared  *sharedLimits
+	lease   time.Duration // of a stream in the Limiter, renewed every third of it
 
 	mu       sync.Mutex
 	aborting bool
@@ -37,7 +38,8 @@ type stream struct {
 }
 
 func newStreams(perAddr, total int, shared *sharedLimits) *streams {
-	return &streams{perAddr: perAddr, total: total, shared: shared, active: make(map[*bodyReader]*stream), byAddr: make(map[netip.Addr]int)}
+	return &streams{perAddr: perAddr, total: total, shared: shared, lease: streamLease,
+		active: make(map[*bodyReader]*stream), byAddr: make(map[netip.Addr]int)}
 }
 
 // start counts body as streaming for a client (its limitKey), or says why it
@@ -69,7 +71,7 @@ func (s *streams) start(ctx context.Context, addr netip.Addr, body *bodyReader, 
 	s.mu.Unlock()
 	if shared {
 		id := rand.Text()
-		admitted, decided := s.shared.startStream(ctx, addr, id, s.perAddr, now)
+		admitted, decided := s.shared.startStream(ctx, addr, id, s.perAddr, now, s.lease)
 		if decided && !admitted || !decided && addrFull {
 			s.end(ctx, body, st)
 			return nil, errTooManyPatches
@@ -98,12 +100,12 @@ func (s *streams) end(ctx context.Context, body *bodyReader, st *stream) {
 }
 
 // renewShared renews the leases of the streams counted in the Limiter every
-// streamRenewEvery until ctx ends, so they keep counting while they stream.
+// third of a lease until ctx ends, so they keep counting while they stream.
 func (s *streams) renewShared(ctx context.Context, now func() time.Time) {
 	if s.shared.limiter == nil || s.perAddr <= 0 {
 		return
 	}
-	tick := time.NewTicker(streamRenewEvery)
+	tick := time.NewTicker(s.lease / 3)
 	defer tick.Stop()
 	for {
 		select {
@@ -112,7 +114,7 @@ func (s *streams) renewShared(ctx context.Context, now func() time.Time) {
 		case <-tick.C:
 		}
 		if ids := s.sharedIDs(); len(ids) > 0 {
-			s.shared.renewStreams(ctx, ids, now())
+			s.shared.renewStreams(ctx, ids, now(), s.lease)
 		}
 	}
 }
