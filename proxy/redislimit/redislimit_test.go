@@ -25,7 +25,7 @@ const lease = 30 * time.Second
 
 // replicas returns n limiters on one prefix, each on its own client, as n
 // tusproxy processes sharing a Redis.
-func replicas(t *testing.T, n int) []*redislimit.Limiter {
+func replicas(t testing.TB, n int) []*redislimit.Limiter {
 	t.Helper()
 	prefix := redistest.Prefix(t)
 	var ls []*redislimit.Limiter
@@ -241,6 +241,32 @@ func TestSilentRedisErrors(t *testing.T) {
 		cancel()
 		if err == nil {
 			t.Errorf("%s: no error from a silent Redis", name)
+		}
+	}
+}
+
+// BenchmarkTakeCreation measures what the shared creation rate adds to a
+// creation: one script call.
+func BenchmarkTakeCreation(b *testing.B) {
+	l := replicas(b, 1)[0]
+	for b.Loop() {
+		if _, err := l.TakeCreation(context.Background(), alice, 1_000_000, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStartEndStream measures what the shared PATCH cap adds to a
+// PATCH: the admitting script and the ZREM when it ends.
+func BenchmarkStartEndStream(b *testing.B) {
+	l := replicas(b, 1)[0]
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := l.StartStream(ctx, alice, "s", 64, time.Now(), lease); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.EndStream(ctx, alice, "s"); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
