@@ -72,7 +72,9 @@ func (s *streams) start(ctx context.Context, addr netip.Addr, body *bodyReader, 
 	if shared {
 		id := rand.Text()
 		admitted, decided := s.shared.startStream(ctx, addr, id, s.perAddr, now, s.lease)
-		if decided && !admitted || !decided && addrFull {
+		// Refused by the shared count or, when it did not answer, by this
+		// replica's own.
+		if (decided && !admitted) || (!decided && addrFull) {
 			s.end(ctx, body, st)
 			return nil, errTooManyPatches
 		}
