@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"testing"
@@ -167,8 +168,10 @@ func TestLimitsKeyIPv6ByPrefix64(t *testing.T) {
 		}
 	}
 	// The PATCH cap counts one /64 as one client.
-	l := newStreams(1, 0)
-	start := func(addr netip.Addr) (func(), error) { return l.start(limitKey(addr), new(bodyReader), time.Now()) }
+	l := newStreams(1, 0, &sharedLimits{}) // no Limiter: this replica counts
+	start := func(addr netip.Addr) (func(), error) {
+		return l.start(context.Background(), limitKey(addr), new(bodyReader), time.Now())
+	}
 	release, err := start(netip.MustParseAddr("2001:db8:1:2::1"))
 	if err != nil {
 		t.Fatal(err)

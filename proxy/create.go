@@ -88,7 +88,7 @@ func checkLength(length, maxSize int64) error {
 // Kinescope is called: the per-address creation rate, the auth decision,
 // and what Kinescope will be asked.
 func (s *Service) startUpload(r *http.Request, c creation) (kinescope.InitRequest, grant, error) {
-	if err := s.creations.allowCreate(s.proxies.clientKey(r), s.now()); err != nil {
+	if err := s.creations.allowCreate(r.Context(), s.proxies.clientKey(r), s.now()); err != nil {
 		return kinescope.InitRequest{}, grant{}, err
 	}
 	g, err := s.access.authorizeCreate(r, c)

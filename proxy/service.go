@@ -34,6 +34,10 @@ type Deps struct {
 	// Observers receive the upload lifecycle's events besides the metrics
 	// and the lifecycle log lines, which are always wired.
 	Observers []upload.Observer
+	// Limiter, when set, keeps the per-address creation rate and PATCH cap
+	// shared by every replica (redislimit on the Redis of the state store).
+	// nil: each replica counts alone, right for one replica.
+	Limiter Limiter
 	// Site, when set, is served at / for GET: index.html at / and every
 	// other top-level file by name. `tusproxy dev` serves the browser
 	// example with it; serve leaves it nil.
@@ -69,14 +73,12 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		return nil, errors.New("proxy: a state store is required")
 	}
 	s := &Service{
-		cfg:       cfg,
-		store:     deps.Store,
-		log:       deps.Logger,
-		now:       deps.Now,
-		proxies:   newProxyHeaders(cfg),
-		site:      deps.Site,
-		creations: newCreationRate(cfg.CreateRate),
-		streams:   newStreams(cfg.MaxPatchesPerIP, cfg.MaxInFlight),
+		cfg:     cfg,
+		store:   deps.Store,
+		log:     deps.Logger,
+		now:     deps.Now,
+		proxies: newProxyHeaders(cfg),
+		site:    deps.Site,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -92,6 +94,9 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	shared := newSharedLimits(deps.Limiter, reg, s.log)
+	s.creations = newCreationRate(cfg.CreateRate, shared)
+	s.streams = newStreams(cfg.MaxPatchesPerIP, cfg.MaxInFlight, shared)
 	s.metrics = newMetrics(reg, newUploadSeries(cfg.MetricsMaxUploads, cfg.MetricsUploadGrace, cfg.MetricsUploadIdle, s.now), s.streams)
 	s.webhooks = newWebhookMetrics(reg, s.now)
 	s.ready = newReadiness(reg)
@@ -206,10 +211,11 @@ func (s *Service) Drain() {
 func (s *Service) Abort() { s.streams.abort() }
 
 // Run does the service's background work until ctx is done: it samples the
-// per-upload metrics, and the lifecycle forgets expired uploads and reports
-// creations cut short.
+// per-upload metrics, renews the leases of shared PATCH counts, and the
+// lifecycle forgets expired uploads and reports creations cut short.
 func (s *Service) Run(ctx context.Context) {
 	go s.metrics.runSampler(ctx)
+	go s.streams.renewShared(ctx, s.now)
 	go s.watchReadiness(ctx)
 	go s.delivery.run(ctx)
 	s.life.Run(ctx)

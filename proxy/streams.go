@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"crypto/rand"
 	"net/netip"
 	"sync"
 	"time"
@@ -12,52 +14,124 @@ const stallAfter = 30 * time.Second
 
 // streams are the request bodies streaming to the upstream now (PATCHes and
 // creations with data): the one count that the per-address and process caps,
-// the shutdown (Abort) and the in-flight and stalled gauges all read.
+// the shutdown (Abort) and the in-flight and stalled gauges all read. The
+// per-address cap is shared by the replicas when there is a Limiter; the
+// process cap is always this replica's own.
 type streams struct {
 	perAddr int // at most this many per client address (limitKey); 0: no cap
 	total   int // at most this many in all; 0: no cap
+	shared  *sharedLimits
+	lease   time.Duration // of a stream in the Limiter, renewed every third of it
 
 	mu       sync.Mutex
 	aborting bool
 	active   map[*bodyReader]*stream
-	byAddr   map[netip.Addr]int
+	byAddr   map[netip.Addr]int // this replica's own count, also the fallback's
 }
 
 // stream is one body in flight.
 type stream struct {
 	addr     netip.Addr
+	sharedID string    // its id in the Limiter; "" when not counted there
 	lastRead int64     // bytes read at the last stall sample
 	lastMove time.Time // when that count last changed
 }
 
-func newStreams(perAddr, total int) *streams {
-	return &streams{perAddr: perAddr, total: total, active: make(map[*bodyReader]*stream), byAddr: make(map[netip.Addr]int)}
+func newStreams(perAddr, total int, shared *sharedLimits) *streams {
+	return &streams{perAddr: perAddr, total: total, shared: shared, lease: streamLease,
+		active: make(map[*bodyReader]*stream), byAddr: make(map[netip.Addr]int)}
 }
 
-// start counts body as streaming for a client (its limitKey), or says why it may not: the
-// process is at its cap (503), the address is (429), or a shutdown aborted
-// streaming (503). done must be called when the body is finished with.
-func (s *streams) start(addr netip.Addr, body *bodyReader, now time.Time) (done func(), err error) {
+// start counts body as streaming for a client (its limitKey), or says why it
+// may not: the process is at its cap (503), a shutdown aborted streaming
+// (503), or the address is at its cap (429): across the replicas when there
+// is a Limiter, else (or when it does not answer) on this replica. done must
+// be called when the body is finished with.
+func (s *streams) start(ctx context.Context, addr netip.Addr, body *bodyReader, now time.Time) (done func(), err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case s.total > 0 && len(s.active) >= s.total:
+		s.mu.Unlock()
 		return nil, errBusy
-	case s.perAddr > 0 && s.byAddr[addr] >= s.perAddr:
-		return nil, errTooManyPatches
 	case s.aborting:
+		s.mu.Unlock()
 		return nil, errShuttingDown
 	}
-	s.active[body] = &stream{addr: addr, lastMove: now}
+	addrFull := s.perAddr > 0 && s.byAddr[addr] >= s.perAddr
+	shared := s.perAddr > 0 && s.shared.limiter != nil
+	if addrFull && !shared {
+		s.mu.Unlock()
+		return nil, errTooManyPatches
+	}
+	// Counted here before the Limiter is asked (without the lock held), so
+	// the process cap holds meanwhile.
+	st := &stream{addr: addr, lastMove: now}
+	s.active[body] = st
 	s.byAddr[addr]++
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		delete(s.active, body)
-		if s.byAddr[addr]--; s.byAddr[addr] <= 0 {
-			delete(s.byAddr, addr)
+	s.mu.Unlock()
+	if shared {
+		id := rand.Text()
+		admitted, decided := s.shared.startStream(ctx, addr, id, s.perAddr, now, s.lease)
+		// Refused by the shared count or, when it did not answer, by this
+		// replica's own.
+		if (decided && !admitted) || (!decided && addrFull) {
+			s.end(ctx, body, st)
+			return nil, errTooManyPatches
 		}
-	}, nil
+		if decided {
+			s.mu.Lock()
+			st.sharedID = id
+			s.mu.Unlock()
+		}
+	}
+	return func() { s.end(ctx, body, st) }, nil
+}
+
+// end stops counting a body, here and in the Limiter.
+func (s *streams) end(ctx context.Context, body *bodyReader, st *stream) {
+	s.mu.Lock()
+	delete(s.active, body)
+	if s.byAddr[st.addr]--; s.byAddr[st.addr] <= 0 {
+		delete(s.byAddr, st.addr)
+	}
+	sharedID := st.sharedID
+	s.mu.Unlock()
+	if sharedID != "" {
+		s.shared.endStream(ctx, st.addr, sharedID)
+	}
+}
+
+// renewShared renews the leases of the streams counted in the Limiter every
+// third of a lease until ctx ends, so they keep counting while they stream.
+func (s *streams) renewShared(ctx context.Context, now func() time.Time) {
+	if s.shared.limiter == nil || s.perAddr <= 0 {
+		return
+	}
+	tick := time.NewTicker(s.lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if ids := s.sharedIDs(); len(ids) > 0 {
+			s.shared.renewStreams(ctx, ids, now(), s.lease)
+		}
+	}
+}
+
+// sharedIDs are the ids of the streams counted in the Limiter, by address.
+func (s *streams) sharedIDs() map[netip.Addr][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make(map[netip.Addr][]string)
+	for _, st := range s.active {
+		if st.sharedID != "" {
+			ids[st.addr] = append(ids[st.addr], st.sharedID)
+		}
+	}
+	return ids
 }
 
 // abort interrupts every body in flight, and refuses new ones from now on.

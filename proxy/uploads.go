@@ -99,7 +99,7 @@ func (s *Service) handlePatch(w http.ResponseWriter, r *http.Request) {
 // called once the body is finished with.
 func (s *Service) startStream(w http.ResponseWriter, r *http.Request) (body *bodyReader, done func(), err error) {
 	body = s.newBodyReader(w, r)
-	done, err = s.streams.start(s.proxies.clientKey(r), body, s.now())
+	done, err = s.streams.start(r.Context(), s.proxies.clientKey(r), body, s.now())
 	return body, done, err
 }
 

@@ -628,3 +628,56 @@ func checkReadyz(t *testing.T, admin string, want int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestReplicasShareLimits: the per-address limits hold across replicas on
+// Redis. With a creation rate of 3 a minute, creations from one address
+// taking the three replicas in turn pass 3 times in all (one on each
+// replica), and the 4th gets 429 with Retry-After; with a PATCH cap of 1, a
+// PATCH on one replica is refused while the same address streams one on
+// another.
+func TestReplicasShareLimits(t *testing.T) {
+	c := startCluster(t, 3, "TUSPROXY_CREATE_RATE=3", "TUSPROXY_MAX_PATCHES_PER_IP=1")
+	client := newTusClient(t)
+	const size = 2 << 20
+	var locs, videos []string
+	for i := range 4 {
+		resp, err := client.send(http.MethodPost, c.lb.srv.URL+"/files/", nil, "Upload-Length", strconv.Itoa(size))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < 3 {
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("creation %d: %d, want 201", i+1, resp.StatusCode)
+			}
+			locs = append(locs, resp.Header.Get("Location"))
+			videos = append(videos, resp.Header.Get("Kinescope-Video-Id"))
+			continue
+		}
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("creation 4 (each replica alone would allow 3): %d, want 429", resp.StatusCode)
+		}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || secs <= 0 {
+			t.Fatalf("creation 4: Retry-After %q, want seconds > 0", resp.Header.Get("Retry-After"))
+		}
+	}
+	if n := len(c.emu.Videos()); n != 3 {
+		t.Fatalf("the emulator has %d videos, want 3", n)
+	}
+	for _, admin := range c.admins {
+		waitSample(t, admin, "tusproxy_uploads_created_total", func(v float64) bool { return v == 1 })
+		waitSample(t, admin, `tusproxy_limiter_fallbacks_total{limit="create_rate"}`, func(v float64) bool { return v == 0 })
+	}
+
+	// A PATCH streams on replica 0; the same address on replica 1 is refused.
+	streaming := "http://" + c.replicas[0].addr + "/files/" + testkit.UploadID(locs[0])
+	startSlowPatch(t, c.emu, videos[0], streaming, testkit.RandomBytes(size), 0, 64<<10)
+	resp, err := client.send(http.MethodPatch, "http://"+c.replicas[1].addr+"/files/"+testkit.UploadID(locs[1]), testkit.RandomBytes(1000),
+		"Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("PATCH on replica 1 while one streams on replica 0: %d (Retry-After %q), want 429",
+			resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}

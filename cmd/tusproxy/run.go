@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts se
 	}
 	defer shared.close()
 	registry := proxy.NewRegistry(version)
-	svc, err := proxy.New(cfg, proxy.Deps{Store: shared.store, Locker: shared.locker, Logger: logger, Site: opts.site, Metrics: registry})
+	svc, err := proxy.New(cfg, proxy.Deps{Store: shared.store, Locker: shared.locker, Limiter: shared.limiter, Logger: logger, Site: opts.site, Metrics: registry})
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,9 @@ import (
 
 	"github.com/kinescope-tools/tusproxy/config"
 	"github.com/kinescope-tools/tusproxy/internal/storespec"
+	"github.com/kinescope-tools/tusproxy/proxy"
 	"github.com/kinescope-tools/tusproxy/proxy/lock/redislock"
+	"github.com/kinescope-tools/tusproxy/proxy/redislimit"
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
 
@@ -20,12 +22,14 @@ import (
 const redisOpenTimeout = 10 * time.Second
 
 // sharedState is where upload records and locks live. With bolt or memory
-// the lock is the proxy's in-process one (locker nil); with Redis, records
-// and locks are shared by every replica.
+// the lock and the per-address limits are the proxy's in-process ones
+// (locker and limiter nil); with Redis, records, locks and the per-address
+// limits are shared by every replica.
 type sharedState struct {
-	store  state.Store
-	locker handler.Locker // nil: in-process
-	close  func()
+	store   state.Store
+	locker  handler.Locker // nil: in-process
+	limiter proxy.Limiter  // nil: in-process
+	close   func()
 }
 
 func openState(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*sharedState, error) {
@@ -44,8 +48,8 @@ func openState(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	return openRedisState(ctx, cfg, spec.URL, logger)
 }
 
-// openRedisState opens the Redis store at redisURL and the distributed
-// locker that shares its client.
+// openRedisState opens the Redis store at redisURL, and the distributed
+// locker and per-address limiter that share its client.
 func openRedisState(ctx context.Context, cfg *config.Config, redisURL string, logger *slog.Logger) (*sharedState, error) {
 	// go-redis logs connection trouble through a logger of its own; send
 	// it to ours. Its lines name the address, never the password.
@@ -65,7 +69,12 @@ func openRedisState(ctx context.Context, cfg *config.Config, redisURL string, lo
 	if err != nil {
 		return nil, errors.Join(err, store.Close())
 	}
-	return &sharedState{store: store, locker: locker, close: func() {
+	// Errors only for a nil client; the store's is not.
+	limiter, err := redislimit.New(store.Client(), redislimit.Options{Prefix: cfg.RedisPrefix})
+	if err != nil {
+		return nil, errors.Join(err, locker.Close(), store.Close())
+	}
+	return &sharedState{store: store, locker: locker, limiter: limiter, close: func() {
 		// The locker uses the store's client: it goes first.
 		_ = locker.Close()
 		_ = store.Close()
