@@ -3,13 +3,13 @@ package proxy
 import (
 	"context"
 	"log/slog"
-	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 )
 
 // Limiter keeps the per-address counts of every replica of a deployment in
@@ -146,21 +146,14 @@ func (l *sharedLimits) renewStreams(ctx context.Context, streams map[netip.Addr]
 
 // creationRate caps how many uploads one client address may start a minute
 // (off when 0): a token bucket per address, shared by the replicas when
-// there is a Limiter, else (or while it fails) this replica's own. The caps
-// on bodies streaming at once are in streams.
+// there is a Limiter, else (or while it fails) this replica's own, an
+// x/time/rate Limiter. The caps on bodies streaming at once are in streams.
 type creationRate struct {
 	createPerMinute int
 	shared          *sharedLimits
 
 	mu      sync.Mutex
-	buckets map[netip.Addr]*bucket // creation tokens per limitKey
-}
-
-// bucket is a token bucket holding up to createPerMinute creations, refilled
-// evenly over a minute.
-type bucket struct {
-	tokens float64
-	last   time.Time
+	buckets map[netip.Addr]*rate.Limiter // creation tokens per limitKey
 }
 
 // limitsMaxAddrs bounds the per-address state; idle full buckets are
@@ -168,7 +161,7 @@ type bucket struct {
 const limitsMaxAddrs = 100_000
 
 func newCreationRate(createPerMinute int, shared *sharedLimits) *creationRate {
-	return &creationRate{createPerMinute: createPerMinute, shared: shared, buckets: make(map[netip.Addr]*bucket)}
+	return &creationRate{createPerMinute: createPerMinute, shared: shared, buckets: make(map[netip.Addr]*rate.Limiter)}
 }
 
 // allowCreate takes a creation token for a client (its limitKey), or says
@@ -182,25 +175,26 @@ func (l *creationRate) allowCreate(ctx context.Context, addr netip.Addr, now tim
 			return rateLimited(wait)
 		}
 	}
-	capacity := float64(l.createPerMinute)
-	perSecond := capacity / 60
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[addr]
 	if !ok {
 		if len(l.buckets) >= limitsMaxAddrs {
-			l.dropFullBuckets(now, capacity, perSecond)
+			l.dropFullBuckets(now)
 		}
-		b = &bucket{tokens: capacity, last: now}
+		// Full at first: createPerMinute creations at once, then one every
+		// 60s/createPerMinute.
+		b = rate.NewLimiter(rate.Limit(float64(l.createPerMinute)/60), l.createPerMinute)
 		l.buckets[addr] = b
 	}
-	b.tokens = math.Min(capacity, b.tokens+now.Sub(b.last).Seconds()*perSecond)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return nil
+	r := b.ReserveN(now, 1)
+	if wait := r.DelayFrom(now); wait > 0 {
+		// Refused: the token is given back, so a client that keeps asking
+		// does not push its own turn further away.
+		r.CancelAt(now)
+		return rateLimited(wait)
 	}
-	return rateLimited(time.Duration((1 - b.tokens) / perSecond * float64(time.Second)))
+	return nil
 }
 
 // rateLimited is the answer to a creation that must wait (nil: none).
@@ -213,9 +207,9 @@ func rateLimited(wait time.Duration) error {
 	return &e
 }
 
-func (l *creationRate) dropFullBuckets(now time.Time, capacity, perSecond float64) {
+func (l *creationRate) dropFullBuckets(now time.Time) {
 	for addr, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*perSecond >= capacity {
+		if b.TokensAt(now) >= float64(b.Burst()) {
 			delete(l.buckets, addr)
 		}
 	}
