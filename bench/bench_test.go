@@ -393,3 +393,31 @@ func TestPKI(t *testing.T) {
 		t.Error("the certificate verifies without the CA")
 	}
 }
+
+// TestNginxMissing checks that a missing nginx leaves the nginx targets out
+// with a note, or fails the run when TUSBENCH_NGINX_REQUIRED=1.
+func TestNginxMissing(t *testing.T) {
+	env := map[string]string{nginxEnv: filepath.Join(t.TempDir(), "no-nginx")}
+	getenv := func(key string) string { return env[key] }
+	opts, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{opts: opts, log: io.Discard}
+	if err := b.findNginx(getenv); err != nil {
+		t.Fatalf("findNginx: %v", err)
+	}
+	if b.opts.targets[nginx16k] || b.opts.targets[nginx256k] || !b.opts.targets[viaTusproxy] {
+		t.Errorf("targets after a missing nginx: %v", b.opts.targets)
+	}
+	if len(b.notes) != 1 || !strings.Contains(b.notes[0], "nginx left out") {
+		t.Errorf("notes = %q", b.notes)
+	}
+
+	env[nginxRequiredEnv] = "1"
+	opts, _ = parseFlags(nil, io.Discard)
+	b = &bench{opts: opts, log: io.Discard}
+	if err := b.findNginx(getenv); err == nil {
+		t.Error("findNginx with nginx required and missing: no error")
+	}
+}

@@ -282,9 +282,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	b.chunkDefault = settingDefault(bin, "TUSPROXY_UPSTREAM_CHUNK_SIZE")
-	if err := b.prepareSlow(bin); err != nil {
-		return err
-	}
+	b.prepareSlow(bin)
 	if err := b.findNginx(os.Getenv); err != nil {
 		return err
 	}
@@ -344,9 +342,9 @@ func (b *bench) findNginx(getenv func(string) string) error {
 
 // prepareSlow readies the slow-uploads workload: enough file descriptors
 // for its connections, and tusproxy's in-flight cap above its uploads.
-func (b *bench) prepareSlow(tusproxyBin string) error {
+func (b *bench) prepareSlow(tusproxyBin string) {
 	if !b.opts.only[slow] {
-		return nil
+		return
 	}
 	n := b.sz.slowUploads
 	// A hop holds two descriptors per upload (client and upstream side) and
@@ -365,7 +363,7 @@ func (b *bench) prepareSlow(tusproxyBin string) error {
 		b.sz.slowUploads = n
 	}
 	if !b.opts.targets[viaTusproxy] {
-		return nil
+		return
 	}
 	// Until tusproxy's own default is at least the workload's uploads, the
 	// bench raises it: the workload measures what an open upload costs, not
@@ -375,7 +373,6 @@ func (b *bench) prepareSlow(tusproxyBin string) error {
 		b.inflightEnv = []string{fmt.Sprintf("TUSPROXY_MAX_INFLIGHT=%d", n)}
 		b.note(fmt.Sprintf("tusproxy's default TUSPROXY_MAX_INFLIGHT is %d, below the %d slow uploads: the bench sets TUSPROXY_MAX_INFLIGHT=%d", limit, n, n))
 	}
-	return nil
 }
 
 // raiseFileLimit raises the process's RLIMIT_NOFILE to want (a root bench

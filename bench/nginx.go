@@ -25,6 +25,9 @@ const (
 // findNginx returns the nginx binary, or "" and why there is none.
 func findNginx(getenv func(string) string) (string, string) {
 	if bin := getenv(nginxEnv); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			return "", fmt.Sprintf("%s=%s: %v", nginxEnv, bin, err)
+		}
 		return bin, ""
 	}
 	if _, err := os.Stat(nginxDefault); err == nil {

@@ -336,17 +336,8 @@ func startTusproxy(bin, dbFile, initURL, token string, extraEnv []string) (*chil
 		"TUSPROXY_LOG_LEVEL=warn",
 		"TUSPROXY_LISTEN=" + addr,
 		"TUSPROXY_METRICS_LISTEN=" + adminAddr,
-		// Anonymous, and with no creation rate: the workloads create many
-		// uploads from one address. -env may override both.
-		"TUSPROXY_AUTH=none",
-		"TUSPROXY_CREATE_RATE=0",
-		// Every bench client is 127.0.0.1: the per-address PATCH cap (64 by
-		// default) would answer most of the concurrent workload 429.
-		"TUSPROXY_MAX_PATCHES_PER_IP=0",
-		// No scraper waits for the last counters of a hop the bench stops:
-		// without this every restart would wait the default 5 s.
-		"TUSPROXY_METRICS_LINGER=0",
 	}
+	env = append(env, tusproxySettings...)
 	c, stdout, err := startChild("tusproxy", bin, []string{"serve"}, append(env, extraEnv...))
 	if err != nil {
 		return nil, "", err
@@ -372,6 +363,22 @@ func startTusproxy(bin, dbFile, initURL, token string, extraEnv []string) (*chil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// tusproxySettings are the settings the bench changes from tusproxy's
+// defaults, besides addresses, the store and the upstream; -env may
+// override them.
+var tusproxySettings = []string{
+	// Anonymous, and with no creation rate: the workloads create many
+	// uploads from one address.
+	"TUSPROXY_AUTH=none",
+	"TUSPROXY_CREATE_RATE=0",
+	// Every bench client is 127.0.0.1: the per-address PATCH cap (64 by
+	// default) would answer most of the concurrent workload 429.
+	"TUSPROXY_MAX_PATCHES_PER_IP=0",
+	// No scraper waits for the last counters of a hop the bench stops:
+	// without this every restart would wait the default 5 s.
+	"TUSPROXY_METRICS_LINGER=0",
 }
 
 // settingDefault is the default of a tusproxy setting as `tusproxy serve

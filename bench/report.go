@@ -684,10 +684,8 @@ func (r *report) writeMarkdown(path string) error {
 	} else if b.opts.tusproxyBin != "" {
 		fmt.Fprintf(&sb, "- tusproxy binary: given with -tusproxy\n")
 	}
-	env := "default settings"
-	if extra := append(append([]string(nil), b.inflightEnv...), b.opts.env...); len(extra) > 0 {
-		env = "plus " + strings.Join(extra, " ")
-	}
+	changed := append(append(append([]string(nil), tusproxySettings...), b.inflightEnv...), b.opts.env...)
+	env := "default settings except " + strings.Join(changed, " ")
 	chunk := "upstream chunk size default"
 	if b.chunkDefault != "" {
 		chunk += " (" + b.chunkDefault + ")"

@@ -488,13 +488,21 @@ func (b *bench) runSlow(ctx context.Context, t *target, m *meter, name string) e
 	// Each upload holds its last write until every upload has opened or
 	// failed, and a second more, so that all of them are open at once even
 	// when a loaded machine opens them later than planned; on time, the
-	// release comes before anyone waits for it.
+	// release comes before anyone waits for it. It comes at the latest
+	// maxHold after the planned end: an upload silent for longer than the
+	// hops' idle timeouts (60 s for nginx's client_body_timeout, tusproxy's
+	// and the emulator's tusd) would be cut, and counted as failed.
+	const maxHold = 30 * time.Second
 	release := make(chan struct{})
-	var resolved atomic.Int64
 	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	ramp := time.Duration(n) * time.Second / time.Duration(b.sz.slowOpening)
+	latest := time.AfterFunc(ramp+b.sz.slowPlateau+maxHold, releaseAll)
+	defer latest.Stop()
+	var resolved atomic.Int64
 	resolve := func() {
 		if resolved.Add(1) == int64(n) {
-			time.AfterFunc(time.Second, func() { releaseOnce.Do(func() { close(release) }) })
+			time.AfterFunc(time.Second, releaseAll)
 		}
 	}
 	done := make(chan struct{})
@@ -512,7 +520,7 @@ func (b *bench) runSlow(ctx context.Context, t *target, m *meter, name string) e
 	for i := range n {
 		time.Sleep(time.Until(began.Add(time.Duration(i) * time.Second / time.Duration(b.sz.slowOpening))))
 		if ctx.Err() != nil {
-			releaseOnce.Do(func() { close(release) })
+			releaseAll()
 			break
 		}
 		wg.Go(func() {
