@@ -71,11 +71,11 @@ func quickSizes() sizes {
 	return sizes{
 		single: 32 << 20, chunked: 16 << 20, chunk: 1 << 20,
 		uploads: 20, uploadSize: 1 << 20,
-		createRate: 200, createFor: time.Second,
-		heads: 50, headUploads: 5, headPrefix: 64 << 10,
+		createRate: 200, createFor: 500 * time.Millisecond,
+		heads: 20, headUploads: 3, headPrefix: 64 << 10,
 		createdSize: 1 << 20, creationsInFlight: 64,
 		// Opened at 100/s, so that the quarters of them open are sampled.
-		slowUploads: 50, slowRate: 64 << 10, slowWrite: 4 << 10, slowOpening: 100, slowPlateau: time.Second,
+		slowUploads: 50, slowRate: 64 << 10, slowWrite: 4 << 10, slowOpening: 100, slowPlateau: 500 * time.Millisecond,
 		slowSample: 20 * time.Millisecond,
 	}
 }
