@@ -31,6 +31,9 @@ type child struct {
 	// admin is tusproxy's admin listener (metrics, and profiles with
 	// TUSPROXY_PPROF=true); "" for the other children.
 	admin string
+	// tree: the child's work is done by its own children too (nginx's
+	// workers), whose CPU and memory count as the child's.
+	tree bool
 }
 
 // startChild starts path with args and extra environment variables. A child
@@ -173,6 +176,68 @@ func readProc(pid int) (procStat, error) {
 	return st, nil
 }
 
+// usage is the CPU time and memory of the child: of its whole process tree
+// for nginx (master and workers), summed. Summed VmHWMs are an upper bound
+// of the tree's peak, since the processes need not peak at once.
+func (c *child) usage() (procStat, error) {
+	total, err := readProc(c.pid())
+	if err != nil || !c.tree {
+		return total, err
+	}
+	for _, pid := range descendants(c.pid()) {
+		st, err := readProc(pid)
+		if err != nil {
+			continue // it exited meanwhile
+		}
+		total.cpu += st.cpu
+		total.rss += st.rss
+		total.hwm += st.hwm
+	}
+	return total, nil
+}
+
+// descendants lists the processes below pid, found by their parent pid in
+// /proc/<pid>/stat (the kernel's children lists are not always built in).
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	parentOf := make(map[int]int)
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		end := bytes.LastIndexByte(raw, ')')
+		if end < 0 {
+			continue
+		}
+		// Field 4, the parent pid, follows the state after the ')'.
+		fields := strings.Fields(string(raw[end+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(fields[1]); err == nil {
+			parentOf[p] = ppid
+		}
+	}
+	var found []int
+	for p := range parentOf {
+		for q := parentOf[p]; q > 1; q = parentOf[q] {
+			if q == pid {
+				found = append(found, p)
+				break
+			}
+		}
+	}
+	return found
+}
+
 // machineCPU is the CPU time all processes of the machine have used, from
 // the first line of /proc/stat: user, nice, system and steal (time a virtual
 // machine wanted and the host gave to others). irq and softirq are left out:
@@ -248,8 +313,8 @@ func sourceRevision(src string) string {
 }
 
 // startTusproxy runs `tusproxy serve` configured by environment variables,
-// as in production, and waits for /healthz.
-func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, string, error) {
+// as in production, and waits for /healthz. dbFile is its bolt store.
+func startTusproxy(bin, dbFile, initURL, token string, extraEnv []string) (*child, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
@@ -267,18 +332,12 @@ func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, 
 		"KINESCOPE_INIT_URL=" + initURL,
 		// host:port: a bare host allows only the scheme's default port.
 		"TUSPROXY_UPSTREAM_HOSTS=" + upstreamHostOf(initURL),
-		"TUSPROXY_STORE=bolt:" + filepath.Join(dir, "b.db"),
+		"TUSPROXY_STORE=bolt:" + dbFile,
 		"TUSPROXY_LOG_LEVEL=warn",
 		"TUSPROXY_LISTEN=" + addr,
 		"TUSPROXY_METRICS_LISTEN=" + adminAddr,
-		// Anonymous, and with no creation rate: the workloads create many
-		// uploads from one address. -env may override both.
-		"TUSPROXY_AUTH=none",
-		"TUSPROXY_CREATE_RATE=0",
-		// Every bench client is 127.0.0.1: the per-address PATCH cap (64 by
-		// default) would answer most of the concurrent workload 429.
-		"TUSPROXY_MAX_PATCHES_PER_IP=0",
 	}
+	env = append(env, tusproxySettings...)
 	c, stdout, err := startChild("tusproxy", bin, []string{"serve"}, append(env, extraEnv...))
 	if err != nil {
 		return nil, "", err
@@ -304,6 +363,22 @@ func startTusproxy(bin, dir, initURL, token string, extraEnv []string) (*child, 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// tusproxySettings are the settings the bench changes from tusproxy's
+// defaults, besides addresses, the store and the upstream; -env may
+// override them.
+var tusproxySettings = []string{
+	// Anonymous, and with no creation rate: the workloads create many
+	// uploads from one address.
+	"TUSPROXY_AUTH=none",
+	"TUSPROXY_CREATE_RATE=0",
+	// Every bench client is 127.0.0.1: the per-address PATCH cap (64 by
+	// default) would answer most of the concurrent workload 429.
+	"TUSPROXY_MAX_PATCHES_PER_IP=0",
+	// No scraper waits for the last counters of a hop the bench stops:
+	// without this every restart would wait the default 5 s.
+	"TUSPROXY_METRICS_LINGER=0",
 }
 
 // settingDefault is the default of a tusproxy setting as `tusproxy serve

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,6 +33,11 @@ const (
 	// proxy's upstream base URL.
 	tokenEnv    = "TUSBENCH_TOKEN"
 	upstreamEnv = "TUSBENCH_UPSTREAM"
+	// With a TLS upstream, the emulator serves HTTPS with certEnv and
+	// keyEnv (PEM files), and the reverse proxy trusts the CAs in caEnv.
+	certEnv = "TUSBENCH_TLS_CERT"
+	keyEnv  = "TUSBENCH_TLS_KEY"
+	caEnv   = "TUSBENCH_CA_FILE"
 	// readyPrefix starts the one line a role prints once it listens.
 	readyPrefix = "tusbench-ready "
 	// videoPath is the emulator role's own route: the SHA-256 and offset of
@@ -45,6 +52,7 @@ func runRole(role string, getenv func(string) string, stdout, stderr io.Writer) 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var handler http.Handler
+	var tlsConfig *tls.Config
 	switch role {
 	case roleEmulator:
 		emu, err := kinescopetest.New(kinescopetest.Options{Token: getenv(tokenEnv), Discard: true})
@@ -54,13 +62,32 @@ func runRole(role string, getenv func(string) string, stdout, stderr io.Writer) 
 		}
 		defer emu.Close()
 		handler = &emulatorFront{emu: emu, byFilename: make(map[string]string)}
+		if certFile := getenv(certEnv); certFile != "" {
+			cert, err := tls.LoadX509KeyPair(certFile, getenv(keyEnv))
+			if err != nil {
+				fmt.Fprintln(stderr, "bench emulator:", err)
+				return 1
+			}
+			// HTTP/1.1 only, as every hop speaks upstream (nginx's
+			// proxy_http_version 1.1, tusproxy's transport): an
+			// httputil.ReverseProxy would otherwise multiplex every upload
+			// on one HTTP/2 connection, another protocol than the others'.
+			tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}
+		}
 	case roleReverseProxy:
 		upstream, err := url.Parse(getenv(upstreamEnv))
 		if err != nil || upstream.Host == "" {
 			fmt.Fprintln(stderr, "bench reverse proxy: bad upstream URL")
 			return 1
 		}
-		handler = newReverseProxy(upstream, stderr)
+		var roots *x509.CertPool
+		if caFile := getenv(caEnv); caFile != "" {
+			if roots, err = loadRoots(caFile); err != nil {
+				fmt.Fprintln(stderr, "bench reverse proxy:", err)
+				return 1
+			}
+		}
+		handler = newReverseProxy(upstream, roots, stderr)
 	default:
 		fmt.Fprintf(stderr, "bench: unknown role %q\n", role)
 		return 1
@@ -71,8 +98,13 @@ func runRole(role string, getenv func(string) string, stdout, stderr io.Writer) 
 		return 1
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(stderr, role+": ", 0)}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	go func() { _ = srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "%shttp://%s\n", readyPrefix, ln.Addr())
+	fmt.Fprintf(stdout, "%s%s://%s\n", readyPrefix, scheme, ln.Addr())
 	<-ctx.Done()
 	_ = srv.Close()
 	return 0
@@ -82,11 +114,15 @@ func runRole(role string, getenv func(string) string, stdout, stderr io.Writer) 
 // library's reverse proxy with no tus logic at all. Its transport keeps up to
 // 256 idle connections to the upstream instead of DefaultTransport's 2, so
 // that 200 concurrent uploads do not reconnect on every request: the least
-// tuning anyone deploying it for uploads would do.
-func newReverseProxy(upstream *url.URL, stderr io.Writer) http.Handler {
+// tuning anyone deploying it for uploads would do. With a TLS upstream it
+// trusts roots, the run's own CA.
+func newReverseProxy(upstream *url.URL, roots *x509.CertPool, stderr io.Writer) http.Handler {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConns = 256
 	transport.MaxIdleConnsPerHost = 256
+	if roots != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)

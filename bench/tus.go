@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -23,25 +25,31 @@ const (
 	// reverseProxy: httputil.ReverseProxy in front of the emulator, the
 	// peer with no tus logic.
 	reverseProxy
+	// nginx16k and nginx256k: nginx in front of the emulator, streaming
+	// request bodies (no request buffering), with client_body_buffer_size
+	// at its default (16k) and at 256k: the hop operators already run in
+	// front of tus servers.
+	nginx16k
+	nginx256k
 	// viaTusproxy: tusproxy, a tus server that forwards to the emulator.
 	viaTusproxy
+	numKinds
 )
 
+// kinds are every target, in the order of the report's columns.
+var kinds = []targetKind{direct, reverseProxy, nginx16k, nginx256k, viaTusproxy}
+
 func (k targetKind) String() string {
-	switch k {
-	case direct:
-		return "direct"
-	case reverseProxy:
-		return "reverse proxy"
-	default:
-		return "tusproxy"
-	}
+	return [...]string{"direct", "reverse proxy", "nginx 16k", "nginx 256k", "tusproxy"}[k]
 }
 
-// key names the kind in upload filenames.
+// key names the kind in upload filenames and in -targets.
 func (k targetKind) key() string {
-	return [...]string{"direct", "rproxy", "tusproxy"}[k]
+	return [...]string{"direct", "rproxy", "nginx16k", "nginx256k", "tusproxy"}[k]
 }
+
+// isNginx reports whether the target is one of the nginx peers.
+func (k targetKind) isNginx() bool { return k == nginx16k || k == nginx256k }
 
 // target is one of the three ways of uploading, with a connection pool of
 // its own.
@@ -61,7 +69,10 @@ type target struct {
 	token        string
 }
 
-func newTarget(kind targetKind, emulatorBase, token string) *target {
+// newTarget is a target with the client of the fast workloads. roots are
+// the CAs the client trusts when it speaks TLS to the emulator itself
+// (direct with a TLS upstream); nil otherwise.
+func newTarget(kind targetKind, emulatorBase, token string, roots *x509.CertPool) *target {
 	transport := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        1024,
@@ -73,15 +84,42 @@ func newTarget(kind targetKind, emulatorBase, token string) *target {
 		WriteBufferSize: 64 << 10,
 		ReadBufferSize:  64 << 10,
 	}
+	if roots != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	return &target{kind: kind, client: &http.Client{Transport: transport}, base: emulatorBase,
 		emulatorBase: emulatorBase, token: token}
+}
+
+// withSlowClient is a copy of t whose client suits n uploads held open at
+// once, each on a connection of its own (its creation's, kept idle until
+// its PATCH), with the transport's default 4 KiB buffers: 10,000
+// connections with the fast client's 64 KiB buffers would cost the load
+// generator over a gigabyte.
+//
+// It waits up to 30 s for a connection, as a browser does, not the fast
+// client's 5 s: a hop slow to accept ten thousand connections (its accept
+// queue full, SYNs retried by the kernel after 1, 3 and 7 s) is slow, and
+// only one that does not accept them at all fails them.
+func (t *target) withSlowClient(n int) *target {
+	fast := t.client.Transport.(*http.Transport)
+	slow := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     fast.TLSClientConfig,
+		MaxIdleConnsPerHost: n,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	copied := *t
+	copied.client = &http.Client{Transport: slow}
+	return &copied
 }
 
 // restartHop replaces the hop by a fresh process and returns the peak RSS
 // (VmHWM) of the one it stopped.
 func (t *target) restartHop() (oldPeak int64, err error) {
 	if t.hop != nil {
-		if st, err := readProc(t.hop.pid()); err == nil {
+		if st, err := t.hop.usage(); err == nil {
 			oldPeak = st.hwm
 		}
 		t.hop.stop()
@@ -91,10 +129,9 @@ func (t *target) restartHop() (oldPeak int64, err error) {
 	return oldPeak, err
 }
 
-// create starts an upload of size bytes and returns its URL. direct and
-// reverse proxy get it from the emulator's /v2/init (through the reverse
-// proxy for the latter), as a backend following Kinescope's guide would;
-// tusproxy gets a tus creation POST.
+// create starts an upload of size bytes and returns its URL. direct and the
+// peers get it from the emulator's /v2/init (through the peer), as a backend
+// following Kinescope's guide would; tusproxy gets a tus creation POST.
 func (t *target) create(ctx context.Context, size int64, filename string) (string, error) {
 	if t.kind == viaTusproxy {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/files/", nil)
@@ -140,9 +177,9 @@ func (t *target) create(ctx context.Context, size int64, filename string) (strin
 		return "", fmt.Errorf("init: status %d: %s", resp.StatusCode, body)
 	}
 	endpoint := answer.Data.Endpoint
-	if t.kind == reverseProxy {
+	if t.kind != direct {
 		// The emulator names itself in the endpoint; the client is to go
-		// through the reverse proxy.
+		// through the peer, which speaks plain HTTP to it.
 		rest, ok := strings.CutPrefix(endpoint, t.emulatorBase)
 		if !ok {
 			return "", fmt.Errorf("init: endpoint %s is not on the emulator", endpoint)
@@ -154,11 +191,17 @@ func (t *target) create(ctx context.Context, size int64, filename string) (strin
 
 // patch sends the payload's bytes at offset and returns the new offset.
 func (t *target) patch(ctx context.Context, uploadURL string, offset int64, body *payload) (int64, error) {
+	return t.patchBody(ctx, uploadURL, offset, body, body.end-body.pos)
+}
+
+// patchBody sends length bytes read from body at offset and returns the new
+// offset.
+func (t *target) patchBody(ctx context.Context, uploadURL string, offset int64, body io.Reader, length int64) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, uploadURL, body)
 	if err != nil {
 		return 0, err
 	}
-	req.ContentLength = body.end - body.pos
+	req.ContentLength = length
 	req.Header.Set("Tus-Resumable", "1.0.0")
 	req.Header.Set("Content-Type", "application/offset+octet-stream")
 	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,13 +21,14 @@ const (
 	concurrent                 // many uploads at once
 	creations                  // tus creations at a target rate
 	heads                      // HEAD latency
+	slow                       // many uploads held open at once, each trickling
 )
 
-var allWorkloads = []workload{single, chunked, concurrent, creations, heads}
+var allWorkloads = []workload{single, chunked, concurrent, creations, heads, slow}
 
 // key is the workload's name for -only and for upload filenames.
 func (w workload) key() string {
-	return [...]string{"single", "chunked", "concurrent", "create", "head"}[w]
+	return [...]string{"single", "chunked", "concurrent", "create", "head", "slow"}[w]
 }
 
 // sizes are the dimensions of the workloads.
@@ -41,6 +44,13 @@ type sizes struct {
 	headPrefix        int64 // bytes uploaded before the HEADs
 	createdSize       int64 // Upload-Length of the creations workload
 	creationsInFlight int   // cap on creations waiting for an answer
+
+	slowUploads int           // slow uploads held open at once
+	slowRate    int64         // bytes per second each slow upload sends
+	slowWrite   int64         // bytes per write of a slow upload
+	slowOpening int           // slow uploads opened per second
+	slowPlateau time.Duration // how long all of them are open at once
+	slowSample  time.Duration // how often the hop's RSS is sampled meanwhile
 }
 
 // fullSizes are the workloads.
@@ -51,6 +61,8 @@ func fullSizes() sizes {
 		createRate: 2000, createFor: 10 * time.Second,
 		heads: 2000, headUploads: 20, headPrefix: 256 << 10,
 		createdSize: 1 << 20, creationsInFlight: 512,
+		slowUploads: 10000, slowRate: 16 << 10, slowWrite: 4 << 10, slowOpening: 500, slowPlateau: 15 * time.Second,
+		slowSample: 100 * time.Millisecond,
 	}
 }
 
@@ -59,10 +71,25 @@ func quickSizes() sizes {
 	return sizes{
 		single: 32 << 20, chunked: 16 << 20, chunk: 1 << 20,
 		uploads: 20, uploadSize: 1 << 20,
-		createRate: 200, createFor: time.Second,
-		heads: 200, headUploads: 5, headPrefix: 64 << 10,
+		createRate: 200, createFor: 500 * time.Millisecond,
+		heads: 20, headUploads: 3, headPrefix: 64 << 10,
 		createdSize: 1 << 20, creationsInFlight: 64,
+		// Opened at 100/s, so that the quarters of them open are sampled.
+		slowUploads: 50, slowRate: 64 << 10, slowWrite: 4 << 10, slowOpening: 100, slowPlateau: 500 * time.Millisecond,
+		slowSample: 20 * time.Millisecond,
 	}
+}
+
+// slowSize is the size of slow upload i. Upload i opens at i/slowOpening
+// seconds; its size makes it end, at slowRate, slowPlateau after the last
+// one opened, so that all of them end together: the run lasts the ramp plus
+// the plateau, not twice the ramp. Sizes are whole writes.
+func (sz sizes) slowSize(i int) int64 {
+	ramp := time.Duration(sz.slowUploads) * time.Second / time.Duration(sz.slowOpening)
+	opensAt := time.Duration(i) * time.Second / time.Duration(sz.slowOpening)
+	lasts := ramp - opensAt + sz.slowPlateau
+	writes := (int64(lasts.Seconds()*float64(sz.slowRate)) + sz.slowWrite - 1) / sz.slowWrite
+	return max(writes, 1) * sz.slowWrite
 }
 
 // Seeds of the payloads. Uploads that are in flight at the same time have
@@ -72,6 +99,7 @@ const (
 	seedLarge      = 1    // the single and chunked uploads
 	seedConcurrent = 1000 // + the upload's index
 	seedHead       = 5000 // + the upload's index
+	seedSlow       = 1e6  // + the upload's index
 )
 
 func (sz sizes) payloadKeys(run map[workload]bool) []payloadKey {
@@ -92,6 +120,11 @@ func (sz sizes) payloadKeys(run map[workload]bool) []payloadKey {
 			keys = append(keys, payloadKey{seedHead + uint64(i), sz.headPrefix})
 		}
 	}
+	if run[slow] {
+		for i := range sz.slowUploads {
+			keys = append(keys, payloadKey{seedSlow + uint64(i), sz.slowSize(i)})
+		}
+	}
 	return keys
 }
 
@@ -108,6 +141,17 @@ type result struct {
 	machineCPU          time.Duration // CPU time of the whole machine in the window
 	rssBase, rssPeak    int64         // hop's VmRSS before, and its VmHWM after, the window
 	inFlightPeak        int           // most PATCHes in flight at once
+
+	// The slow uploads: how many were opened and failed, and the hop's
+	// VmRSS sampled as they opened.
+	opened, failed int
+	rssSamples     []rssSample
+}
+
+// rssSample is the hop's VmRSS with open uploads open.
+type rssSample struct {
+	open int
+	rss  int64
 }
 
 // otherLoad is the share of the machine's CPU that processes other than the
@@ -132,7 +176,7 @@ type meter struct {
 
 func (m *meter) start() {
 	if m.t.hop != nil {
-		m.hop, _ = readProc(m.t.hop.pid())
+		m.hop, _ = m.t.hop.usage()
 	}
 	m.emul, _ = readProc(m.b.emulator.pid())
 	m.client, _ = readProc(os.Getpid())
@@ -141,7 +185,7 @@ func (m *meter) start() {
 
 func (m *meter) stop() {
 	if m.t.hop != nil {
-		if st, err := readProc(m.t.hop.pid()); err == nil {
+		if st, err := m.t.hop.usage(); err == nil {
 			m.res.hopCPU = st.cpu - m.hop.cpu
 		}
 	}
@@ -174,6 +218,8 @@ func (b *bench) run(ctx context.Context, w workload, t *target, attempt string) 
 		err = b.runCreations(ctx, t, m, name)
 	case heads:
 		err = b.runHeads(ctx, t, m, name)
+	case slow:
+		err = b.runSlow(ctx, t, m, name)
 	}
 	return res, err
 }
@@ -246,7 +292,7 @@ func (b *bench) runConcurrent(ctx context.Context, t *target, m *meter, name str
 	stopSampling := make(chan struct{})
 	sampled := make(chan struct{})
 	if t.hop != nil {
-		if st, err := readProc(t.hop.pid()); err == nil {
+		if st, err := t.hop.usage(); err == nil {
 			m.res.rssBase = st.rss
 		}
 	}
@@ -291,7 +337,7 @@ func (b *bench) runConcurrent(ctx context.Context, t *target, m *meter, name str
 	close(stopSampling)
 	<-sampled
 	if t.hop != nil {
-		if st, err := readProc(t.hop.pid()); err == nil {
+		if st, err := t.hop.usage(); err == nil {
 			m.res.rssPeak = st.hwm
 		}
 	}
@@ -356,7 +402,7 @@ func (b *bench) runCreations(ctx context.Context, t *target, m *meter, name stri
 	m.res.elapsed = time.Since(began)
 	m.stop()
 	if t.hop != nil {
-		if st, err := readProc(t.hop.pid()); err == nil {
+		if st, err := t.hop.usage(); err == nil {
 			m.res.rssPeak = st.hwm // a fresh process: see runQuietly
 		}
 	}
@@ -416,6 +462,224 @@ func (b *bench) runHeads(ctx context.Context, t *target, m *meter, name string) 
 		}
 	}
 	return nil
+}
+
+// runSlow holds slowUploads uploads open at once, each on a connection of
+// its own, each sending slowRate bytes per second in writes of slowWrite:
+// browsers on slow links. They open (creation, then the PATCH) at
+// slowOpening per second, so that creation is not what is measured, and end
+// together. The hop's VmRSS is sampled meanwhile; a failed upload is
+// counted, not fatal: failures are one of the workload's measures.
+func (b *bench) runSlow(ctx context.Context, t *target, m *meter, name string) error {
+	n := b.sz.slowUploads
+	st := t.withSlowClient(n)
+	defer st.client.CloseIdleConnections()
+	if t.hop != nil {
+		if usage, err := t.hop.usage(); err == nil {
+			m.res.rssBase = usage.rss
+		}
+	}
+	var open, opened, failed atomic.Int64
+	var firstErr atomic.Value
+	fail := func(err error) {
+		failed.Add(1)
+		firstErr.CompareAndSwap(nil, err)
+	}
+	// Each upload holds its last write until every upload has opened or
+	// failed, and a second more, so that all of them are open at once even
+	// when a loaded machine opens them later than planned; on time, the
+	// release comes before anyone waits for it. It comes at the latest
+	// maxHold after the planned end: an upload silent for longer than the
+	// hops' idle timeouts (60 s for nginx's client_body_timeout, tusproxy's
+	// and the emulator's tusd) would be cut, and counted as failed.
+	const maxHold = 30 * time.Second
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	ramp := time.Duration(n) * time.Second / time.Duration(b.sz.slowOpening)
+	latest := time.AfterFunc(ramp+b.sz.slowPlateau+maxHold, releaseAll)
+	defer latest.Stop()
+	var resolved atomic.Int64
+	resolve := func() {
+		if resolved.Add(1) == int64(n) {
+			time.AfterFunc(time.Second, releaseAll)
+		}
+	}
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		b.sampleSlow(t, m.res, &open, done)
+	}()
+
+	interval := time.Duration(b.sz.slowWrite) * time.Second / time.Duration(b.sz.slowRate)
+	succeeded := make([]bool, n)
+	var wg sync.WaitGroup
+	m.start()
+	began := time.Now()
+	for i := range n {
+		time.Sleep(time.Until(began.Add(time.Duration(i) * time.Second / time.Duration(b.sz.slowOpening))))
+		if ctx.Err() != nil {
+			releaseAll()
+			break
+		}
+		wg.Go(func() {
+			size := b.sz.slowSize(i)
+			uploadURL, err := st.create(ctx, size, fmt.Sprintf("%s-%d", name, i))
+			if err != nil {
+				resolve()
+				fail(fmt.Errorf("upload %d: %w", i, err))
+				return
+			}
+			body := &trickle{p: newPayload(seedSlow+uint64(i), 0, size), write: b.sz.slowWrite, interval: interval,
+				opened: func() { open.Add(1); opened.Add(1); resolve() }, hold: release}
+			offset, err := st.patchBody(ctx, uploadURL, 0, body, size)
+			if body.started.Load() {
+				open.Add(-1)
+			} else {
+				resolve()
+			}
+			if err == nil && offset != size {
+				err = fmt.Errorf("PATCH answered offset %d, want %d", offset, size)
+			}
+			if err != nil {
+				fail(fmt.Errorf("upload %d: %w", i, err))
+				return
+			}
+			succeeded[i] = true
+		})
+	}
+	wg.Wait()
+	m.res.elapsed = time.Since(began)
+	m.stop()
+	close(done)
+	<-sampled
+	m.res.opened = int(opened.Load())
+	for i := range n {
+		m.res.bytes += b.sz.slowSize(i)
+	}
+	// Every upload that went through is checked; a failed one holds fewer
+	// bytes, and is counted already.
+	if err := parallel(n, 8, func(i int) error {
+		if !succeeded[i] {
+			return nil
+		}
+		return b.verify(ctx, fmt.Sprintf("%s-%d", name, i), payloadKey{seedSlow + uint64(i), b.sz.slowSize(i)})
+	}); err != nil {
+		fail(err)
+	}
+	m.res.failed = int(failed.Load())
+	if m.res.failed > 0 {
+		b.logf("%d of %d slow uploads through %s failed, the first with: %v", m.res.failed, n, t.kind, firstErr.Load())
+		if t.hop != nil {
+			// nginx says why it closed connections in its error log only.
+			b.logf("%s's last words on stderr:\n%s", t.kind, lastLines(t.hop.stderr.String(), 5))
+		}
+	}
+	return ctx.Err()
+}
+
+// sampleSlow samples the hop's VmRSS and the open uploads every slowSample
+// until done.
+func (b *bench) sampleSlow(t *target, res *result, open *atomic.Int64, done <-chan struct{}) {
+	tick := time.NewTicker(b.sz.slowSample)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		if t.hop == nil {
+			continue
+		}
+		now := int(open.Load())
+		if usage, err := t.hop.usage(); err == nil && now > 0 {
+			res.rssSamples = append(res.rssSamples, rssSample{open: now, rss: usage.rss})
+		}
+	}
+}
+
+// rssPerOpenUpload is (the hop's highest VmRSS while the most uploads
+// were open − its VmRSS before the workload) / those uploads, in bytes. The
+// most open is every upload (the plateau) unless some failed or a loaded
+// machine opened them too late to overlap.
+func (r result) rssPerOpenUpload() (float64, bool) {
+	best := r.mostOpen()
+	if best.open == 0 {
+		return 0, false
+	}
+	return float64(best.rss-r.rssBase) / float64(best.open), true
+}
+
+// mostOpen is the sample with the most uploads open, the highest VmRSS of
+// those.
+func (r result) mostOpen() rssSample {
+	var best rssSample
+	for _, s := range r.rssSamples {
+		if s.open > best.open || (s.open == best.open && s.rss > best.rss) {
+			best = s
+		}
+	}
+	return best
+}
+
+// rssCurve is the hop's RSS as the uploads opened: the first sample after
+// each quarter of n was open, then mostOpen.
+func (r result) rssCurve(n int) []rssSample {
+	best := r.mostOpen()
+	var curve []rssSample
+	for quarter := 1; quarter < 4; quarter++ {
+		for _, s := range r.rssSamples {
+			if s.open >= quarter*n/4 && s.open < best.open {
+				curve = append(curve, s)
+				break
+			}
+		}
+	}
+	if best.open > 0 {
+		curve = append(curve, best)
+	}
+	return curve
+}
+
+// lastLines is the last n lines of text.
+func lastLines(text string, n int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}
+
+// trickle is the body of a slow upload: its payload, write bytes at a time,
+// one write every interval.
+type trickle struct {
+	p        *payload
+	write    int64
+	interval time.Duration
+	next     time.Time
+	// started is set at the first read, when opened is called: the upload
+	// is open. Atomic: the transport reads the body on a goroutine of its own.
+	started atomic.Bool
+	opened  func()
+	// hold, when not nil, is waited for before the last write.
+	hold <-chan struct{}
+}
+
+func (t *trickle) Read(b []byte) (int, error) {
+	if t.p.pos >= t.p.end {
+		return 0, io.EOF
+	}
+	if !t.started.Load() {
+		t.started.Store(true)
+		t.next = time.Now()
+		t.opened()
+	}
+	time.Sleep(time.Until(t.next))
+	n := min(int64(len(b)), t.write)
+	if t.p.end-t.p.pos <= n && t.hold != nil {
+		<-t.hold
+	}
+	t.next = t.next.Add(t.interval)
+	return t.p.Read(b[:n])
 }
 
 // verify checks, by the emulator's SHA-256, that the upload created with
