@@ -179,26 +179,117 @@ func (c *idleWriteConn) Write(p []byte) (int, error) {
 // TLS) connection: through a pooled buffer (see copyPooled).
 func (c *idleWriteConn) ReadFrom(r io.Reader) (int64, error) { return copyPooled(c, r) }
 
-// copyPooled copies r to w through a pooled buffer of copyBufferSize bytes.
-// Without it the transport's io.Copy allocates 32 KiB per request, and
-// copies in 32 KiB pieces: one read from the client and one write upstream
-// (a system call each) per 32 KiB. 256 KiB pieces made one upload in one
-// PATCH 11% faster on loopback and 200 concurrent ones 24% faster, using
-// less CPU, for up to 256 KiB more memory per PATCH streaming
-// (BENCHMARKS.md, "What changed", 2).
+// copyPooled copies r to w through pooled buffers sized to how r delivers
+// (see bodyCopy).
 func copyPooled(w io.Writer, r io.Reader) (int64, error) {
-	buf := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(buf)
-	// Only Read and Write, so that io.CopyBuffer neither calls ReadFrom
-	// again nor lets r bypass the buffer.
-	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, *buf)
+	return bodyCopy(w, r, &smallCopyBuffers, &largeCopyBuffers)
 }
 
-// copyBufferSize is the size of the pooled buffers that request bodies are
-// copied through on their way upstream; one is in use per PATCH streaming.
-const copyBufferSize = 256 << 10
+// bodyCopy copies a request body r to the upstream w. A fast body goes
+// through a large buffer: without one the transport's io.Copy copies in 32
+// KiB pieces, one read from the client and one write upstream (a system
+// call each) per 32 KiB, and 256 KiB pieces made one upload in one PATCH 11%
+// faster on loopback and 200 concurrent ones 24% faster, using less CPU
+// (BENCHMARKS.md, "What changed", 2). But most uploads are slow (a browser
+// on a few Mbit/s or less), and a slow body spends its life blocked in a
+// read, holding whatever buffer that read was given: a large one for each
+// of thousands of them would be most of the process's heap, and would raise
+// the garbage collector's goal with it (issue 15). So reads start with a
+// small buffer; only reads that keep filling it, a sign that the client
+// sends faster than we copy, take a large one, which is given back as soon
+// as a read would have fit in the small one again. One full read is not
+// enough: what a slow client sent while its PATCH was being opened (the
+// lock, the store, the upstream's dial) waits in the socket and fills the
+// first reads of almost every upload.
+//
+// Only Read and Write are called, so that io.Copy's shortcuts (ReadFrom,
+// WriteTo) can neither recurse nor let r bypass the buffer.
+func bodyCopy(w io.Writer, r io.Reader, small, large *bufferPool) (written int64, err error) {
+	smallBuf := small.get()
+	defer small.put(smallBuf)
+	var largeBuf *[]byte
+	defer func() {
+		if largeBuf != nil {
+			large.put(largeBuf)
+		}
+	}()
+	buf := *smallBuf
+	fills := 0 // consecutive reads that filled the small buffer
+	for {
+		n, readErr := r.Read(buf)
+		if n > 0 {
+			m, writeErr := w.Write(buf[:n])
+			written += int64(m)
+			if writeErr != nil {
+				return written, writeErr
+			}
+			if m != n {
+				return written, io.ErrShortWrite
+			}
+		}
+		if readErr == io.EOF {
+			return written, nil
+		}
+		if readErr != nil {
+			return written, readErr
+		}
+		switch {
+		case largeBuf == nil && n < len(buf):
+			fills = 0
+		case largeBuf == nil:
+			if fills++; fills >= fillsBeforeLarge {
+				largeBuf = large.get()
+				buf = *largeBuf
+			}
+		case n <= len(*smallBuf):
+			fills = 0
+			large.put(largeBuf)
+			largeBuf = nil
+			buf = *smallBuf
+		}
+	}
+}
 
-var copyBuffers = sync.Pool{New: func() any {
-	buf := make([]byte, copyBufferSize)
-	return &buf
-}}
+// The sizes of the buffers request bodies are copied through on their way
+// upstream; one small one is in use per PATCH streaming, and a large one
+// too while its client sends faster than the upstream takes. 8 KiB holds
+// what a slow client sends between two reads (16 KiB/s arrives in pieces of
+// a few KiB) while costing 8 KiB per upload held open; the large size is
+// the one measured best for fast bodies (see bodyCopy).
+const (
+	smallCopyBufferSize = 8 << 10
+	largeCopyBufferSize = 256 << 10
+	// fillsBeforeLarge small reads in a row that fill the buffer take the
+	// large one: 32 KiB waiting, more than a slow client's backlog, and a
+	// cost of three extra reads to a fast body.
+	fillsBeforeLarge = 4
+)
+
+var (
+	smallCopyBuffers = newBufferPool(smallCopyBufferSize)
+	largeCopyBuffers = newBufferPool(largeCopyBufferSize)
+)
+
+// bufferPool is a sync.Pool of byte slices of one size that counts the
+// buffers taken and not yet given back.
+type bufferPool struct {
+	pool sync.Pool
+	out  atomic.Int64
+}
+
+func newBufferPool(size int) bufferPool {
+	return bufferPool{pool: sync.Pool{New: func() any {
+		buf := make([]byte, size)
+		return &buf
+	}}}
+}
+
+func (p *bufferPool) get() *[]byte {
+	p.out.Add(1)
+	return p.pool.Get().(*[]byte)
+}
+
+func (p *bufferPool) put(buf *[]byte) {
+	p.out.Add(-1)
+	p.pool.Put(buf)
+}
