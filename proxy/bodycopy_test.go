@@ -10,7 +10,8 @@ import (
 	"github.com/kinescope-tools/tusproxy/proxy"
 )
 
-// Buffer sizes of these tests: small enough to write scripts by hand.
+// Smallest and largest buffers of these tests: small enough to write
+// scripts by hand.
 const (
 	testSmall = 8
 	testLarge = 64
@@ -18,20 +19,19 @@ const (
 
 // scriptedReader returns, for each Read, the next count of its script (at
 // most len(p)) from data, and records the length of every p it was offered
-// and whether a large buffer was taken at that moment.
+// and how many buffers were taken at that moment.
 type scriptedReader struct {
 	data    []byte
 	script  []int
 	pools   *proxy.CopyPools
 	offered []int
-	large   []int64
+	taken   []int64
 	err     error // returned once the script is done; io.EOF when nil
 }
 
 func (r *scriptedReader) Read(p []byte) (int, error) {
-	_, large := r.pools.Out()
 	r.offered = append(r.offered, len(p))
-	r.large = append(r.large, large)
+	r.taken = append(r.taken, sum(r.pools.Out()))
 	if len(r.script) == 0 {
 		if r.err != nil {
 			return 0, r.err
@@ -63,10 +63,10 @@ func TestBodyCopyPassesBytesExactly(t *testing.T) {
 	if !bytes.Equal(out.Bytes(), data) {
 		t.Fatal("the bytes copied differ from the bytes read")
 	}
-	if small, large := pools.Out(); small != 0 || large != 0 {
-		t.Fatalf("buffers not given back: %d small, %d large", small, large)
+	if out := pools.Out(); sum(out) != 0 {
+		t.Fatalf("buffers not given back, by size: %v", out)
 	}
-	if r.switches < 10 {
+	if r.switches < 20 {
 		t.Fatalf("the reads offered switched size %d times; the test wants both buffers used often", r.switches)
 	}
 }
@@ -98,31 +98,40 @@ func (r *randomReader) Read(p []byte) (int, error) {
 	return r.r.Read(p[:n])
 }
 
-func TestBodyCopyTakesTheLargeBufferOnlyWhileReadsFillTheSmallOne(t *testing.T) {
-	fills := proxy.FillsBeforeLarge
-	var script, wantOffered []int
-	var wantLarge []int64
-	read := func(n, offered int, large int64) {
-		script = append(script, n)
-		wantOffered = append(wantOffered, offered)
-		wantLarge = append(wantLarge, large)
+func TestBodyCopySizesTheBufferToWhatIsWaiting(t *testing.T) {
+	// Buffers of 8, 16, 32 and 64 bytes. Each step: what the read returns,
+	// and the size of the buffer it is offered.
+	type step struct{ n, offered int }
+	full := func(size, reads int) []step { // reads filling a buffer of size
+		steps := make([]step, reads)
+		for i := range steps {
+			steps[i] = step{size, size}
+		}
+		return steps
 	}
-	// A backlog of fewer full reads than it takes, then a short read: the
-	// small buffer stays.
-	for range fills - 1 {
-		read(testSmall, testSmall, 0)
+	grow := proxy.FillsToGrow
+	var steps []step
+	steps = append(steps, step{3, 8})                // a short read keeps the smallest
+	steps = append(steps, full(8, grow-1)...)        // full reads, but too few
+	steps = append(steps, step{5, 8})                // and the count starts again
+	steps = append(steps, full(8, grow)...)          // enough full reads in a row double it
+	steps = append(steps, step{9, 16}, step{16, 16}) // more than half: kept, and the count starts again
+	steps = append(steps, full(16, grow-1)...)
+	steps = append(steps, full(32, grow)...)
+	steps = append(steps, full(64, grow+1)...) // full at the largest: kept
+	steps = append(steps, step{33, 64})
+	steps = append(steps, step{32, 64}) // would have fit in half: halved
+	steps = append(steps, step{3, 32})  // one size at a time
+	steps = append(steps, step{3, 16})
+	steps = append(steps, step{3, 8})
+	steps = append(steps, step{2, 8})
+	var script []int
+	total := 0
+	for _, s := range steps {
+		script = append(script, s.n)
+		total += s.n
 	}
-	read(3, testSmall, 0)
-	// Full reads in a row take the large buffer for the next read.
-	for range fills {
-		read(testSmall, testSmall, 0)
-	}
-	read(testLarge, testLarge, 1)
-	read(testSmall+1, testLarge, 1) // more than the small one holds: stays large
-	read(testSmall, testLarge, 1)   // would have fit: the large one goes back
-	read(2, testSmall, 0)
-
-	data := bytes.Repeat([]byte("0123456789abcdef"), 64)
+	data := bytes.Repeat([]byte("0123456789abcdef"), 256)
 	pools := proxy.NewCopyPools(testSmall, testLarge)
 	r := &scriptedReader{data: data, script: script, pools: pools}
 	var out bytes.Buffer
@@ -130,33 +139,38 @@ func TestBodyCopyTakesTheLargeBufferOnlyWhileReadsFillTheSmallOne(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := 0
-	for _, s := range script {
-		total += s
-	}
 	if n != int64(total) || !bytes.Equal(out.Bytes(), data[:total]) {
 		t.Fatalf("copied %d bytes (%q); want the first %d of the data", n, out.Bytes(), total)
 	}
-	for i, want := range wantOffered {
-		if r.offered[i] != want || r.large[i] != wantLarge[i] {
-			t.Fatalf("read %d: offered %d bytes with %d large buffers taken; want %d with %d\noffered %v",
-				i, r.offered[i], r.large[i], want, wantLarge[i], r.offered)
+	for i, s := range steps {
+		if r.offered[i] != s.offered || r.taken[i] != 1 {
+			t.Fatalf("read %d: offered %d bytes with %d buffers taken; want %d with 1\noffered %v",
+				i, r.offered[i], r.taken[i], s.offered, r.offered)
 		}
 	}
-	if small, large := pools.Out(); small != 0 || large != 0 {
-		t.Fatalf("buffers not given back: %d small, %d large", small, large)
+	if out := pools.Out(); sum(out) != 0 {
+		t.Fatalf("buffers not given back, by size: %v", out)
 	}
 }
 
-func TestBodyCopyFailures(t *testing.T) {
-	// Full reads, then one more than the small buffer holds: the copy ends
-	// holding the large buffer.
-	var fast []int
-	for range proxy.FillsBeforeLarge {
-		fast = append(fast, testSmall)
+func sum(counts []int64) int64 {
+	var total int64
+	for _, c := range counts {
+		total += c
 	}
-	fast = append(fast, 2*testSmall)
-	fastBytes := int64(proxy.FillsBeforeLarge*testSmall + 2*testSmall)
+	return total
+}
+
+func TestBodyCopyFailures(t *testing.T) {
+	// Full reads: the copy ends holding the largest buffer.
+	var fast []int
+	for _, size := range []int{8, 16, 32} {
+		for range proxy.FillsToGrow {
+			fast = append(fast, size)
+		}
+	}
+	fast = append(fast, 64)
+	fastBytes := int64(proxy.FillsToGrow*(8+16+32) + 64)
 	readFailure := errors.New("client went away")
 	writeFailure := errors.New("upstream went away")
 	tests := []struct {
@@ -171,8 +185,8 @@ func TestBodyCopyFailures(t *testing.T) {
 		{"read error on the small buffer", []int{3}, readFailure, &bytes.Buffer{}, 3, readFailure},
 		{"read error on the large buffer", fast, readFailure, &bytes.Buffer{}, fastBytes, readFailure},
 		{"write error", []int{3, 5}, nil, &failingWriter{after: 1, err: writeFailure}, 3, writeFailure},
-		{"write error on the large buffer", fast, nil, &failingWriter{after: proxy.FillsBeforeLarge, err: writeFailure},
-			proxy.FillsBeforeLarge * testSmall, writeFailure},
+		{"write error on the large buffer", fast, nil, &failingWriter{after: len(fast) - 1, err: writeFailure},
+			fastBytes - 64, writeFailure},
 		{"short write", []int{3, 5}, nil, &failingWriter{after: 1, short: true}, 4, io.ErrShortWrite},
 	}
 	for _, tt := range tests {
@@ -183,8 +197,8 @@ func TestBodyCopyFailures(t *testing.T) {
 			if n != tt.wantWritten || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Fatalf("Copy = %d, %v; want %d, %v", n, err, tt.wantWritten, tt.wantErr)
 			}
-			if small, large := pools.Out(); small != 0 || large != 0 {
-				t.Fatalf("buffers not given back: %d small, %d large", small, large)
+			if out := pools.Out(); sum(out) != 0 {
+				t.Fatalf("buffers not given back, by size: %v", out)
 			}
 		})
 	}

@@ -19,20 +19,28 @@ func (s *Service) IntentGrace() time.Duration { return s.life.IntentGrace() }
 
 // CopyPools are the buffer pools of the upstream body copy, fresh and sized
 // for a test.
-type CopyPools struct{ small, large bufferPool }
+type CopyPools struct{ pools []bufferPool }
 
-// NewCopyPools makes pools of small and large buffers of the given sizes.
-func NewCopyPools(small, large int) *CopyPools {
-	return &CopyPools{small: newBufferPool(small), large: newBufferPool(large)}
+// NewCopyPools makes pools of buffers whose sizes double from smallest to
+// largest.
+func NewCopyPools(smallest, largest int) *CopyPools {
+	return &CopyPools{pools: newBufferPools(smallest, largest)}
 }
 
 // Copy copies r to w as a request body goes upstream, through p's buffers.
 func (p *CopyPools) Copy(w io.Writer, r io.Reader) (int64, error) {
-	return bodyCopy(w, r, &p.small, &p.large)
+	return bodyCopy(w, r, p.pools)
 }
 
-// Out is how many small and large buffers are taken and not given back.
-func (p *CopyPools) Out() (small, large int64) { return p.small.out.Load(), p.large.out.Load() }
+// Out is how many buffers of each size, smallest first, are taken and not
+// given back.
+func (p *CopyPools) Out() []int64 {
+	out := make([]int64, len(p.pools))
+	for i := range p.pools {
+		out[i] = p.pools[i].out.Load()
+	}
+	return out
+}
 
-// FillsBeforeLarge is how many full small reads in a row take a large buffer.
-const FillsBeforeLarge = fillsBeforeLarge
+// FillsToGrow is how many full reads in a row double the copy buffer.
+const FillsToGrow = fillsToGrow
