@@ -241,12 +241,22 @@ type Config struct {
 	// flight at once; 0 means unlimited. Must be >= 0. Default 64: an office
 	// behind one NAT address, dozens of people each uploading a file or two
 	// (tus-js-client sends one PATCH per upload at a time), fits under it,
-	// while one address holds at most a sixteenth of the default MaxInFlight
-	// (1000) and cannot starve everyone else.
+	// while one address holds well under 1% of the default MaxInFlight and
+	// cannot starve everyone else.
 	MaxPatchesPerIP int
 	// MaxInFlight is how many uploads may have a PATCH in flight at once in
-	// the whole process, which bounds the upstream connections and buffers
-	// held; 0 means unlimited. Must be >= 0. Default 1000.
+	// the whole process, which bounds the memory, the connections and the
+	// file descriptors held; 0 means unlimited. Must be >= 0. Default 10000:
+	// most uploads are slow (browsers on a few Mbit/s or less), so a server
+	// holds many at once, and a slow PATCH in flight costs about 100 KiB of
+	// Go memory (three goroutines' stacks, net/http's connection buffers and
+	// a 32 KiB copy buffer of its transport, our 8 KiB one; ~70 KiB of it
+	// resident, issue 15) and two file descriptors (the client's connection
+	// and Kinescope's). 10000 is thus ~1 GiB and 20000 descriptors: the
+	// process raises its soft RLIMIT_NOFILE to the hard one at start (Go does
+	// on Linux), so the hard limit must allow that (README, "Running it for
+	// real"). A PATCH whose client sends fast takes a 256 KiB buffer more
+	// while it does.
 	MaxInFlight int
 
 	// EmulatorListen is the emulator's listen address. emulator:

@@ -498,10 +498,12 @@ var allSettings = []*setting{
 	}),
 	countSetting(nameMaxPatchesPerIP, "PATCH requests one client IP may have in flight at once (429 above); 0 = unlimited. "+
 		"The default, 64, lets an office of dozens of people behind one NAT address upload at once, while one address "+
-		"holds at most a sixteenth of the default -max-inflight", "64",
+		"holds well under 1% of the default -max-inflight", "64",
 
 		func(c *Config) *int { return &c.MaxPatchesPerIP }),
-	countSetting(nameMaxInFlight, "uploads with a PATCH in flight at once in the whole process; 0 = unlimited", "1000",
+	countSetting(nameMaxInFlight, "uploads with a PATCH in flight at once in the whole process (503 above); 0 = unlimited. "+
+		"The default, 10000, is what ~1 GiB of memory and 20000 open files hold: a slow upload in flight costs about 100 KiB "+
+		"and two connections", "10000",
 		func(c *Config) *int { return &c.MaxInFlight }),
 	{
 		name: nameEmulatorListen, arg: "host:port", used: forDev | forEmulator,
