@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -119,14 +120,33 @@ type stagedIntent struct {
 	seq     uint64
 }
 
+// boltInitialMmapSize is how much address space OpenBolt maps for the file
+// up front (not memory: only the pages the store touches are ever loaded).
+// bbolt otherwise maps the file at the next power of two and remaps it
+// whenever a commit outgrows the mapping, and a remap waits for every open
+// read transaction and holds off new ones: Create and CreateIntent read the
+// file under the store's lock, so every write of the service stopped behind
+// the commit that grew the file (issue 15). Beyond this size the file is
+// remapped as before, in steps of 1 GiB. 32-bit builds keep bbolt's
+// growth: a 1 GiB reservation there could fail for want of address space.
+const boltInitialMmapSize = (1 << 30) * (strconv.IntSize / 64)
+
+// boltOptions are the bbolt settings of every state file.
+func boltOptions() *bolt.Options {
+	return &bolt.Options{
+		Timeout:         boltLockTimeout,
+		InitialMmapSize: boltInitialMmapSize,
+		// Commits keep bbolt's defaults (fsync on every commit, NoSync
+		// false): see Bolt for which changes wait for one.
+	}
+}
+
 // OpenBolt opens the bbolt file at path, creating it with mode 0600 (the
 // records hold upstream endpoints, which are secrets) if it does not exist.
 // The directory must exist. When another process holds the file, OpenBolt
 // fails after about a second with an error wrapping ErrInUse.
 func OpenBolt(path string) (*Bolt, error) {
-	// Commits keep bbolt's defaults (fsync on every commit, NoSync false):
-	// see Bolt for which changes wait for one.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: boltLockTimeout})
+	db, err := bolt.Open(path, 0o600, boltOptions())
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("state: open %s: %w (no lock within %v; is another tusproxy running with the same state file?)",
 			path, ErrInUse, boltLockTimeout)
