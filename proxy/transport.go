@@ -77,8 +77,15 @@ func newUpstreamTransport(cfg *config.Config, policy *kinescope.EndpointPolicy) 
 	}
 	t.ResponseHeaderTimeout = timeout
 	t.ExpectContinueTimeout = time.Second
-	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 64
+	// Idle connections kept per host: a group commit of the store releases
+	// hundreds of creations at once, whose /v2/init calls reach Kinescope's
+	// one host together; with 64 kept, every burst opened (and, over TLS,
+	// handshook) hundreds of connections and closed them again. 512 kept
+	// took creations over a TLS upstream from 1274-1462/s achieved to
+	// 1980-1999/s of the 2000/s asked (BENCHMARKS.md, issue 15). An idle
+	// connection costs its two 1 KiB buffers and two small goroutines.
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 512
 	t.IdleConnTimeout = 90 * time.Second
 	t.ForceAttemptHTTP2 = false
 	t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
