@@ -48,10 +48,7 @@ func (k targetKind) key() string {
 	return [...]string{"direct", "rproxy", "nginx16k", "nginx256k", "tusproxy"}[k]
 }
 
-// isNginx reports whether the target is one of the nginx peers.
-func (k targetKind) isNginx() bool { return k == nginx16k || k == nginx256k }
-
-// target is one of the three ways of uploading, with a connection pool of
+// target is one of the ways of uploading (direct or through a hop), with a connection pool of
 // its own.
 type target struct {
 	kind   targetKind
