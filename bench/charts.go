@@ -127,14 +127,9 @@ func (b *bench) slowChart(m *modeRun) (*plot.Plot, string) {
 		if len(points) == 0 {
 			continue
 		}
-		line, dots, err := plotter.NewLinePoints(points)
-		if err != nil {
+		if err := addSeries(p, k, points); err != nil {
 			return nil, ""
 		}
-		line.Color, dots.Color = plotutil.Color(int(k)), plotutil.Color(int(k))
-		dots.Shape = plotutil.Shape(int(k))
-		p.Add(line, dots)
-		p.Legend.Add(k.String(), line, dots)
 		drawn = true
 	}
 	if !drawn {
@@ -179,14 +174,9 @@ func (b *bench) creationChart(m *modeRun) (*plot.Plot, string) {
 			points = append(points, plotter.XY{X: float64(i), Y: max(ms(percentile(samples, q)), 0.001)})
 			highest = max(highest, points[i].Y)
 		}
-		line, dots, err := plotter.NewLinePoints(points)
-		if err != nil {
+		if err := addSeries(p, k, points); err != nil {
 			return nil, ""
 		}
-		line.Color, dots.Color = plotutil.Color(int(k)), plotutil.Color(int(k))
-		dots.Shape = plotutil.Shape(int(k))
-		p.Add(line, dots)
-		p.Legend.Add(k.String(), line, dots)
 		drawn = true
 	}
 	if !drawn {
@@ -195,4 +185,18 @@ func (b *bench) creationChart(m *modeRun) (*plot.Plot, string) {
 	p.NominalX(names...)
 	p.Y.Max = 30 * highest // room for the legend, on a logarithmic axis
 	return p, "creation-latency"
+}
+
+// addSeries draws a target's points as a line with markers, in the colour
+// and marker shape that target has in every chart, and names it in the legend.
+func addSeries(p *plot.Plot, k targetKind, points plotter.XYs) error {
+	line, dots, err := plotter.NewLinePoints(points)
+	if err != nil {
+		return err
+	}
+	line.Color, dots.Color = plotutil.Color(int(k)), plotutil.Color(int(k))
+	dots.Shape = plotutil.Shape(int(k))
+	p.Add(line, dots)
+	p.Legend.Add(k.String(), line, dots)
+	return nil
 }

@@ -144,37 +144,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if opts.reps < 1 {
 		return opts, errors.New("-reps must be at least 1")
 	}
-	opts.only = make(map[workload]bool)
-	for _, w := range allWorkloads {
-		opts.only[w] = *only == ""
+	var err error
+	if opts.only, err = pickSet("-only", "workload", *only, allWorkloads, workload.key); err != nil {
+		return opts, err
 	}
-	if *only != "" {
-	names:
-		for _, name := range strings.Split(*only, ",") {
-			for _, w := range allWorkloads {
-				if w.key() == strings.TrimSpace(name) {
-					opts.only[w] = true
-					continue names
-				}
-			}
-			return opts, fmt.Errorf("-only: unknown workload %q", name)
-		}
-	}
-	opts.targets = make(map[targetKind]bool)
-	for _, k := range kinds {
-		opts.targets[k] = *targets == ""
-	}
-	if *targets != "" {
-	targetNames:
-		for _, name := range strings.Split(*targets, ",") {
-			for _, k := range kinds {
-				if k.key() == strings.TrimSpace(name) {
-					opts.targets[k] = true
-					continue targetNames
-				}
-			}
-			return opts, fmt.Errorf("-targets: unknown target %q", name)
-		}
+	if opts.targets, err = pickSet("-targets", "target", *targets, kinds, targetKind.key); err != nil {
+		return opts, err
 	}
 	switch *upstream {
 	case "plain":
@@ -661,4 +636,27 @@ func (r result) brief(w workload) string {
 			100*r.hopCPU.Seconds()/r.elapsed.Seconds())
 	}
 	return fmt.Sprintf("%.0f MB/s in %.2fs, hop CPU %.2fs", mbPerSecond(r.bytes, r.elapsed), r.elapsed.Seconds(), r.hopCPU.Seconds())
+}
+
+// pickSet reads a comma-separated list of names from flag into the set of
+// those picked out of all (by key); an empty list picks them all.
+func pickSet[K comparable](flag, what, list string, all []K, key func(K) string) (map[K]bool, error) {
+	set := make(map[K]bool)
+	for _, k := range all {
+		set[k] = list == ""
+	}
+	if list == "" {
+		return set, nil
+	}
+names:
+	for _, name := range strings.Split(list, ",") {
+		for _, k := range all {
+			if key(k) == strings.TrimSpace(name) {
+				set[k] = true
+				continue names
+			}
+		}
+		return nil, fmt.Errorf("%s: unknown %s %q", flag, what, name)
+	}
+	return set, nil
 }
