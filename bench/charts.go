@@ -121,7 +121,7 @@ func (b *bench) slowChart(m *modeRun) (*plot.Plot, string) {
 		}
 		var points plotter.XYs
 		for _, s := range res.rssCurve(b.sz.slowUploads) {
-			points = append(points, plotter.XY{X: float64(s.open), Y: float64(s.rss-res.rssBase) / float64(s.open) / 1024})
+			points = append(points, plotter.XY{X: float64(s.open), Y: s.perUpload(res.rssBase) / 1024})
 			highest = max(highest, points[len(points)-1].Y)
 		}
 		if len(points) == 0 {

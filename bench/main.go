@@ -61,7 +61,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -256,8 +255,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	b.chunkDefault = settingDefault(bin, "TUSPROXY_UPSTREAM_CHUNK_SIZE")
-	b.prepareSlow(bin)
+	help := serveHelp(bin)
+	b.chunkDefault = settingDefault(help, "TUSPROXY_UPSTREAM_CHUNK_SIZE")
+	b.prepareSlow(help)
 	if err := b.findNginx(os.Getenv); err != nil {
 		return err
 	}
@@ -317,7 +317,7 @@ func (b *bench) findNginx(getenv func(string) string) error {
 
 // prepareSlow readies the slow-uploads workload: enough file descriptors
 // for its connections, and tusproxy's in-flight cap above its uploads.
-func (b *bench) prepareSlow(tusproxyBin string) {
+func (b *bench) prepareSlow(help string) {
 	if !b.opts.only[slow] {
 		return
 	}
@@ -343,7 +343,7 @@ func (b *bench) prepareSlow(tusproxyBin string) {
 	// Until tusproxy's own default is at least the workload's uploads, the
 	// bench raises it: the workload measures what an open upload costs, not
 	// the cap (which answers the uploads above it 503).
-	def := settingDefault(tusproxyBin, "TUSPROXY_MAX_INFLIGHT")
+	def := settingDefault(help, "TUSPROXY_MAX_INFLIGHT")
 	if limit, err := strconv.Atoi(def); err == nil && limit > 0 && limit < n {
 		b.inflightEnv = []string{fmt.Sprintf("TUSPROXY_MAX_INFLIGHT=%d", n)}
 		b.note(fmt.Sprintf("tusproxy's default TUSPROXY_MAX_INFLIGHT is %d, below the %d slow uploads: the bench sets TUSPROXY_MAX_INFLIGHT=%d", limit, n, n))
@@ -421,7 +421,11 @@ func (b *bench) start(tusproxyBin, tmp string, mode upstreamMode) error {
 		b.targets = append(b.targets, t)
 	}
 	files := 2 * max(b.sz.uploads, b.sz.slowUploads)
-	for kind, bodyBuffer := range map[targetKind]string{nginx16k: "16k", nginx256k: "256k"} {
+	for _, peer := range []struct {
+		kind       targetKind
+		bodyBuffer string
+	}{{nginx16k, "16k"}, {nginx256k, "256k"}} {
+		kind, bodyBuffer := peer.kind, peer.bodyBuffer
 		if !b.opts.targets[kind] {
 			continue
 		}
@@ -446,9 +450,6 @@ func (b *bench) start(tusproxyBin, tmp string, mode upstreamMode) error {
 		}
 		b.targets = append(b.targets, t)
 	}
-	// The map above has no order; the report's does not depend on it, the
-	// turns should.
-	slices.SortFunc(b.targets, func(x, y *target) int { return int(x.kind) - int(y.kind) })
 	started := []string{fmt.Sprintf("emulator %s (pid %d)", emulatorURL, emulator.pid())}
 	for _, t := range b.targets {
 		if t.startHop == nil {

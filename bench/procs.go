@@ -381,12 +381,18 @@ var tusproxySettings = []string{
 	"TUSPROXY_METRICS_LINGER=0",
 }
 
-// settingDefault is the default of a tusproxy setting as `tusproxy serve
-// -h` prints it (`env NAME, default "VALUE"`), or "" when it is not there.
-func settingDefault(bin, env string) string {
+// serveHelp is what `tusproxy serve -h` prints: every setting with its
+// default.
+func serveHelp(bin string) string {
 	// -h exits non-zero (flag.ErrHelp); the text is what matters.
 	out, _ := exec.Command(bin, "serve", "-h").CombinedOutput()
-	_, rest, ok := strings.Cut(string(out), "env "+env+", default \"")
+	return string(out)
+}
+
+// settingDefault is the default of a tusproxy setting as serveHelp prints
+// it (`env NAME, default "VALUE"`), or "" when it is not there.
+func settingDefault(help, env string) string {
+	_, rest, ok := strings.Cut(help, "env "+env+", default \"")
 	if !ok {
 		return ""
 	}

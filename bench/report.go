@@ -107,7 +107,7 @@ func (b *bench) modeRows(m *modeRun) [][]string {
 			}
 			var perUpload []float64
 			for _, s := range res.rssCurve(sz.slowUploads) {
-				perUpload = append(perUpload, float64(s.rss-res.rssBase)/float64(s.open)/1024)
+				perUpload = append(perUpload, s.perUpload(res.rssBase)/1024)
 			}
 			last, _ := res.rssPerOpenUpload()
 			return joinFormatted(perUpload, "%.1f"), last

@@ -154,6 +154,12 @@ type rssSample struct {
 	rss  int64
 }
 
+// perUpload is the hop's RSS above base (before the workload) per upload
+// open at the sample, in bytes.
+func (s rssSample) perUpload(base int64) float64 {
+	return float64(s.rss-base) / float64(s.open)
+}
+
 // otherLoad is the share of the machine's CPU that processes other than the
 // client, the hop and the emulator used during the measured window.
 func (r result) otherLoad() float64 {
@@ -609,7 +615,7 @@ func (r result) rssPerOpenUpload() (float64, bool) {
 	if best.open == 0 {
 		return 0, false
 	}
-	return float64(best.rss-r.rssBase) / float64(best.open), true
+	return best.perUpload(r.rssBase), true
 }
 
 // mostOpen is the sample with the most uploads open, the highest VmRSS of

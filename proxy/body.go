@@ -41,7 +41,6 @@ type bodyReader struct {
 
 	mu  sync.Mutex
 	err error // first read failure of the client's body
-
 }
 
 var _ upload.Body = (*bodyReader)(nil)

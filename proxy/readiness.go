@@ -76,6 +76,13 @@ func (r *readiness) set(state string) {
 	}
 }
 
+// draining reports whether a shutdown began (Drain).
+func (r *readiness) draining() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state == readyDraining
+}
+
 var _ upload.Observer = (*readiness)(nil)
 
 // Observe counts the lifecycle's store failures.
@@ -88,8 +95,7 @@ func (r *readiness) Observe(e upload.Event) {
 // checkReady decides what /readyz answers, and sets the gauge to it. err is
 // the store's, for the operator's log only (it may name the store's address).
 func (s *Service) checkReady(ctx context.Context) (string, error) {
-	if s.draining.Load() {
-		s.ready.set(readyDraining)
+	if s.ready.draining() {
 		return readyDraining, nil
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, readyTimeout)

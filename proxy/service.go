@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,8 +62,6 @@ type Service struct {
 	webhooks  *webhookMetrics
 	delivery  *webhooks // nil: TUSPROXY_WEBHOOK_URL is empty
 	handler   http.Handler
-
-	draining atomic.Bool // a shutdown began: /readyz answers 503
 }
 
 // New builds the service. cfg must have passed Validate.
@@ -200,7 +197,6 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Drain marks the start of a shutdown: /readyz answers 503 from now on, so
 // load balancers stop sending new requests while PATCHes in flight finish.
 func (s *Service) Drain() {
-	s.draining.Store(true)
 	s.ready.set(readyDraining)
 }
 

@@ -58,7 +58,7 @@ func (s *streams) start(ctx context.Context, addr netip.Addr, body *bodyReader, 
 		return nil, errShuttingDown
 	}
 	addrFull := s.perAddr > 0 && s.byAddr[addr] >= s.perAddr
-	shared := s.perAddr > 0 && s.shared.limiter != nil
+	shared := s.capShared()
 	if addrFull && !shared {
 		s.mu.Unlock()
 		return nil, errTooManyPatches
@@ -104,7 +104,7 @@ func (s *streams) end(ctx context.Context, body *bodyReader, st *stream) {
 // renewShared renews the leases of the streams counted in the Limiter every
 // third of a lease until ctx ends, so they keep counting while they stream.
 func (s *streams) renewShared(ctx context.Context, now func() time.Time) {
-	if s.shared.limiter == nil || s.perAddr <= 0 {
+	if !s.capShared() {
 		return
 	}
 	tick := time.NewTicker(s.lease / 3)
@@ -169,3 +169,7 @@ func (s *streams) stalled(now time.Time) int {
 	}
 	return n
 }
+
+// capShared reports whether the per-address cap is counted with the other
+// replicas (a Limiter), not by this replica alone.
+func (s *streams) capShared() bool { return s.perAddr > 0 && s.shared.limiter != nil }

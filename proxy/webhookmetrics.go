@@ -60,13 +60,13 @@ func newWebhookMetrics(reg prometheus.Registerer, now func() time.Time) *webhook
 
 // Attempt counts one POST.
 func (m *webhookMetrics) Attempt(eventType, outcome string, took time.Duration) {
-	m.deliveries.WithLabelValues(knownLabel(eventType, webhook.Types), outcome).Inc()
+	m.deliveries.WithLabelValues(webhookTypeLabel(eventType), outcome).Inc()
 	m.duration.Observe(took.Seconds())
 }
 
 // GivenUp counts an event dropped after the maximum age.
 func (m *webhookMetrics) GivenUp(eventType string) {
-	m.deliveries.WithLabelValues(knownLabel(eventType, webhook.Types), webhook.OutcomeGivenUp).Inc()
+	m.deliveries.WithLabelValues(webhookTypeLabel(eventType), webhook.OutcomeGivenUp).Inc()
 }
 
 // Backlog keeps the outbox's last sample.
@@ -87,13 +87,11 @@ func (m *webhookMetrics) oldestAge() float64 {
 	return max(0, m.now().Sub(time.Unix(0, oldest)).Seconds())
 }
 
-// knownLabel keeps a label value inside its fixed set: a type from a newer
-// replica sharing the outbox counts as "other" rather than adding series.
-func knownLabel(value string, known []string) string {
-	for _, k := range known {
-		if value == k {
-			return value
-		}
+// webhookTypeLabel keeps the type label inside its fixed set: a type from a
+// newer replica sharing the outbox counts as "other" rather than adding series.
+func webhookTypeLabel(t string) string {
+	if webhook.KnownType(t) {
+		return t
 	}
 	return "other"
 }

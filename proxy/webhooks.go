@@ -12,10 +12,6 @@ import (
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
-// The store is the webhooks' outbox: every backend keeps the events in the
-// same write as the change that caused them.
-var _ webhook.Outbox = state.Store(nil)
-
 // webhooks joins the lifecycle to the webhook package: the lifecycle asks it
 // for the durable event of each fact (stored by the same write), and the
 // dispatcher delivers what the store holds. nil when TUSPROXY_WEBHOOK_URL is
@@ -50,7 +46,7 @@ func newWebhooks(cfg *config.Config, store state.Store, deps webhook.Deps) (*web
 // rec, or ok=false when that type is not subscribed.
 func (w *webhooks) Encode(kind upload.EventKind, rec state.Record, at time.Time) (state.Event, bool, error) {
 	eventType := kind.Type()
-	if eventType == "" || !w.encoder.Subscribed(eventType) {
+	if !w.encoder.Subscribed(eventType) {
 		return state.Event{}, false, nil
 	}
 	ev, err := w.encoder.Encode(eventType, at, webhookData(rec))
@@ -61,9 +57,10 @@ func (w *webhooks) Encode(kind upload.EventKind, rec state.Record, at time.Time)
 }
 
 // Observe wakes the dispatcher when a durable event was just stored, so a
-// receiver hears of it at once rather than at the next poll.
+// receiver hears of it at once rather than at the next poll. Events of a
+// type not subscribed to were never stored: nothing to wake it for.
 func (w *webhooks) Observe(ev upload.Event) {
-	if ev.Kind.Type() != "" {
+	if w.encoder.Subscribed(ev.Kind.Type()) {
 		w.dispatcher.Notify()
 	}
 }
@@ -73,9 +70,9 @@ func (w *webhooks) Observe(ev upload.Event) {
 // one, the event still goes out with what could be read.
 func webhookData(rec state.Record) webhook.Data {
 	metadata, _ := tusproto.ParseMetadata(rec.Metadata)
-	var appContext json.RawMessage
+	var ctxJSON json.RawMessage
 	if rec.Context != "" {
-		appContext = json.RawMessage(rec.Context)
+		ctxJSON = json.RawMessage(rec.Context)
 	}
 	return webhook.Data{
 		UploadID:  rec.ID,
@@ -85,7 +82,7 @@ func webhookData(rec state.Record) webhook.Data {
 		Offset:    rec.Offset,
 		Metadata:  metadata,
 		Owner:     rec.Owner,
-		Context:   appContext,
+		Context:   ctxJSON,
 		ParentID:  rec.ParentID,
 		ClientIP:  rec.ClientIP,
 		CreatedAt: rec.CreatedAt,

@@ -351,7 +351,6 @@ func displayAddr(addr net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-// metricsLine is dev's line about the admin listener, empty when it is off.
 // webhookLine names where lifecycle events go, without the URL's user
 // info or query, which may hold a credential of the receiver's.
 func webhookLine(cfg *config.Config) string {
@@ -362,6 +361,7 @@ func webhookLine(cfg *config.Config) string {
 	return fmt.Sprintf("  Webhooks (signed) are sent to:  %s://%s%s\n", u.Scheme, u.Host, u.Path)
 }
 
+// metricsLine is dev's line about the admin listener, empty when it is off.
 func metricsLine(adminAddr net.Addr) string {
 	if adminAddr == nil {
 		return ""

@@ -39,11 +39,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
 
 // DefaultPrefix is the key prefix when Options.Prefix is empty: the state
 // store's default, whose keys these never collide with.
-const DefaultPrefix = "tusproxy:"
+const DefaultPrefix = state.DefaultRedisPrefix
 
 // refillPeriod is how long an empty bucket takes to fill up: the rate is
 // creations per minute.

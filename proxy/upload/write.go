@@ -336,10 +336,8 @@ func (l *Lifecycle) settle(ctx context.Context, rec state.Record, reach int64) (
 		if time.Now().Add(quiet).After(deadline) {
 			return synced, nil
 		}
-		select {
-		case <-ctx.Done():
+		if pause(ctx, quiet); ctx.Err() != nil {
 			return synced, nil
-		case <-time.After(quiet):
 		}
 	}
 }

@@ -18,26 +18,9 @@ import (
 	"github.com/kinescope-tools/tusproxy/proxy/state"
 )
 
-// Outbox is where the dispatcher finds the events to deliver: every
-// state.Store implements it. It is declared here, with the method set of
-// state's own Outbox, so that this package needs only the subset it uses.
-type Outbox interface {
-	// ClaimEvents leases up to limit deliverable events until now+lease and
-	// returns them oldest first. Deliverable: the oldest pending event of
-	// its upload (later ones wait until it is acked), NextAt <= now, and no
-	// unexpired lease on it. Two replicas claiming at once never get the
-	// same event.
-	ClaimEvents(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]state.Event, error)
-	// AckEvent removes a delivered or given-up event; removing one already
-	// gone is not an error.
-	AckEvent(ctx context.Context, id string) error
-	// RetryEvent releases the lease and schedules the next attempt:
-	// Attempts+1, NextAt = next.
-	RetryEvent(ctx context.Context, id string, next time.Time) error
-	// OutboxStats reports the number of pending events and when the oldest
-	// was created (zero if none).
-	OutboxStats(ctx context.Context) (pending int, oldest time.Time, err error)
-}
+// Outbox is where the dispatcher finds the events to deliver: state's own
+// Outbox, which every state.Store implements.
+type Outbox = state.Outbox
 
 // Metrics receives what the dispatcher measures; package proxy turns it
 // into Prometheus metrics. Calls come from several goroutines at once.
