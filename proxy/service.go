@@ -48,6 +48,7 @@ type Deps struct {
 type Service struct {
 	cfg       *config.Config
 	life      *upload.Lifecycle
+	patches   *tusproto.Conns // nil with a test client
 	store     state.Store // for readiness only
 	log       *slog.Logger
 	now       func() time.Time
@@ -101,6 +102,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.patches = clients.patches
 	s.access = &access{parentID: cfg.ParentID, proxies: s.proxies, now: s.now, log: s.log}
 	s.access.jwt, err = newJWTVerifier(cfg, keySetDeps{client: clients.jwks, log: s.log, refreshed: s.metrics.jwksRefreshed})
 	if err != nil {
@@ -129,7 +131,7 @@ func New(cfg *config.Config, deps Deps) (*Service, error) {
 		Store:     deps.Store,
 		Locker:    locker,
 		Init:      &kinescope.Client{InitURL: cfg.InitURL, Token: cfg.APIToken, HTTP: clients.init, Timeout: cfg.InitTimeout},
-		Upstream:  &tusproto.Client{HTTP: clients.upload, UserAgent: "tusproxy"},
+		Upstream:  &tusproto.Client{HTTP: clients.upload, Conns: clients.patches, UserAgent: "tusproxy"},
 		Endpoints: clients.endpoints,
 		Observer:  observers,
 		Events:    events,
@@ -147,7 +149,10 @@ type clients struct {
 	init *http.Client
 	// upload calls the endpoints Kinescope hands out; each connection is
 	// checked against the allowlist again when it is dialled.
-	upload    *http.Client
+	upload *http.Client
+	// patches carry the PATCHes to upload endpoints, over connections
+	// dialled as upload's are (nil with a test client: upload carries them).
+	patches   *tusproto.Conns
 	endpoints *kinescope.EndpointPolicy
 	// hook calls the auth hook, with the system's trust roots:
 	// TUSPROXY_UPSTREAM_CA_FILE is Kinescope's CA, and must neither let the
@@ -165,22 +170,24 @@ func newClients(cfg *config.Config, test *http.Client) (clients, error) {
 		c.jwks = jwksClient(test.Transport)
 		return c, nil
 	}
-	initTransport, err := newUpstreamTransport(cfg, nil)
+	initDialer, err := newUpstreamDialer(cfg, nil)
 	if err != nil {
 		return c, err
 	}
-	uploadTransport, err := newUpstreamTransport(cfg, c.endpoints)
+	uploadDialer, err := newUpstreamDialer(cfg, c.endpoints)
 	if err != nil {
 		return c, err
 	}
 	hookCfg := *cfg
 	hookCfg.UpstreamCAFile = ""
-	hookTransport, err := newUpstreamTransport(&hookCfg, nil)
+	hookDialer, err := newUpstreamDialer(&hookCfg, nil)
 	if err != nil {
 		return c, err
 	}
-	c.init = &http.Client{Transport: initTransport, CheckRedirect: noRedirects}
-	c.upload = &http.Client{Transport: uploadTransport, CheckRedirect: noRedirects}
+	hookTransport := newUpstreamTransport(&hookCfg, hookDialer)
+	c.init = &http.Client{Transport: newUpstreamTransport(cfg, initDialer), CheckRedirect: noRedirects}
+	c.upload = &http.Client{Transport: newUpstreamTransport(cfg, uploadDialer), CheckRedirect: noRedirects}
+	c.patches = newPatchConns(cfg, uploadDialer)
 	c.hook = &http.Client{Transport: hookTransport, CheckRedirect: noRedirects}
 	c.jwks = jwksClient(hookTransport)
 	return c, nil
@@ -217,9 +224,15 @@ func (s *Service) Run(ctx context.Context) {
 	s.life.Run(ctx)
 }
 
-// Close stops what New started in the background: the refreshes of
-// TUSPROXY_JWT_JWKS_URL. Call it once the service answers no more requests.
-func (s *Service) Close() { s.access.jwt.close() }
+// Close stops what New started in the background (the refreshes of
+// TUSPROXY_JWT_JWKS_URL) and closes the upstream connections kept for
+// PATCHes. Call it once the service answers no more requests.
+func (s *Service) Close() {
+	s.access.jwt.close()
+	if s.patches != nil {
+		s.patches.CloseIdle()
+	}
+}
 
 // FinishWebhooks lets webhook deliveries in flight finish until ctx ends;
 // those cut then stay in the outbox, delivered after the next start (or by

@@ -26,6 +26,11 @@ type Client struct {
 	// Redirects are never followed whatever its CheckRedirect says: a 3xx is
 	// reported as KindBadResponse (see do).
 	HTTP *http.Client
+	// Conns, when set, carries the PATCHes instead of HTTP: over HTTP/1.1
+	// connections of its own, on the caller's goroutine, which keeps what
+	// an upload streaming costs to its buffer (see Conns). HTTP still
+	// carries HEAD and DELETE.
+	Conns *Conns
 	// UserAgent, when not empty, is sent as User-Agent.
 	UserAgent string
 }
@@ -99,10 +104,11 @@ func (c *Client) Head(ctx context.Context, endpoint string) (UploadState, error)
 // errors are returned for a negative offset, a nil HTTP client or an endpoint
 // that is not a URL.
 //
-// The HTTP transport reads body on its own goroutine. Patch does not return
-// while such a read is in progress, so body is never touched once Patch has
-// returned; a body whose Read can block forever must therefore be unblocked
-// by its owner (a read deadline, or closing it when ctx ends).
+// With Conns, body is read on the caller's goroutine; without, the HTTP
+// transport reads it on its own. Either way Patch does not return while a
+// read is in progress, so body is never touched once Patch has returned; a
+// body whose Read can block forever must therefore be unblocked by its
+// owner (a read deadline, or closing it when ctx ends).
 func (c *Client) Patch(ctx context.Context, endpoint string, offset int64, body io.Reader, size int64) (newOffset int64, err error) {
 	const op = "patch"
 	if offset < 0 {
@@ -128,15 +134,26 @@ func (c *Client) Patch(ctx context.Context, endpoint string, offset int64, body 
 	req.Header.Set("Content-Type", ContentTypeOffsetStream)
 	req.Header.Set(HeaderUploadOffset, FormatSize(offset))
 
-	resp, doErr := c.do(req)
+	var resp *http.Response
+	var doErr error
+	if c.Conns != nil {
+		var x *exchange
+		x, doErr = c.Conns.patch(ctx, req.URL, req.Header, requestBody, size)
+		if x != nil {
+			resp = x.resp
+			defer x.finish()
+		}
+	} else {
+		resp, doErr = c.do(req)
+		if resp != nil {
+			defer drainAndClose(resp)
+		}
+	}
 	var bytesRead int64
 	var sourceErr error
 	if source != nil {
 		// After this, the transport can no longer reach body.
 		bytesRead, sourceErr = source.detach()
-	}
-	if resp != nil {
-		defer drainAndClose(resp)
 	}
 
 	if sourceErr != nil {

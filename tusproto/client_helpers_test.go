@@ -1,9 +1,11 @@
 package tusproto_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -50,6 +52,20 @@ func newUpstream(t *testing.T) *upstream {
 // HTTP/2 transport reads request bodies differently from HTTP/1.1.
 func newUpstreamOver(t *testing.T, http2 bool) *upstream {
 	t.Helper()
+	up := newUnstartedUpstream(t)
+	if http2 {
+		up.server.EnableHTTP2 = true
+		up.server.StartTLS()
+	} else {
+		up.server.Start()
+	}
+	return up
+}
+
+// newUnstartedUpstream is the upstream with its server not yet started, to
+// be configured first.
+func newUnstartedUpstream(t *testing.T) *upstream {
+	t.Helper()
 	dir := t.TempDir()
 	composer := handler.NewStoreComposer()
 	filestore.New(dir).UseIn(composer)
@@ -76,12 +92,6 @@ func newUpstreamOver(t *testing.T, http2 bool) *upstream {
 		tusHandler.ServeHTTP(w, r)
 	})))
 	up.server = httptest.NewUnstartedServer(mux)
-	if http2 {
-		up.server.EnableHTTP2 = true
-		up.server.StartTLS()
-	} else {
-		up.server.Start()
-	}
 	t.Cleanup(up.server.Close)
 	return up
 }
@@ -145,21 +155,46 @@ func (u *upstream) stored(t *testing.T, endpoint string) []byte {
 }
 
 // client returns a client that trusts the upstream's certificate, with its
-// own transport.
-func (u *upstream) client(t *testing.T) *tusproto.Client {
+// own transport, and with Conns for its PATCHes when conns is set.
+func (u *upstream) client(t *testing.T, conns bool) *tusproto.Client {
 	t.Helper()
 	transport := u.server.Client().Transport.(*http.Transport).Clone()
 	t.Cleanup(transport.CloseIdleConnections)
-	return &tusproto.Client{HTTP: &http.Client{Transport: transport}}
+	client := &tusproto.Client{HTTP: &http.Client{Transport: transport}}
+	if conns {
+		client.Conns = newConns(t)
+	}
+	return client
 }
 
-// newClient returns a client with its own transport, so that connection
-// reuse in one test does not depend on another.
+// newClient returns a client with its own transport and Conns (as tusproxy
+// builds it), so that connection reuse in one test does not depend on
+// another.
 func newClient(t *testing.T) *tusproto.Client {
 	t.Helper()
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(transport.CloseIdleConnections)
-	return &tusproto.Client{HTTP: &http.Client{Transport: transport}, UserAgent: "tusproxy-test"}
+	return &tusproto.Client{HTTP: &http.Client{Transport: transport}, Conns: newConns(t), UserAgent: "tusproxy-test"}
+}
+
+// newConns returns Conns that dial plain TCP, with the transport's
+// response-header timeout.
+func newConns(t *testing.T) *tusproto.Conns {
+	t.Helper()
+	conns := &tusproto.Conns{
+		Dial: func(ctx context.Context, scheme, addr string) (net.Conn, error) {
+			if scheme != "http" {
+				return nil, errors.New("these tests dial plain http only")
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		},
+		AnswerTimeout:  10 * time.Second,
+		MaxIdlePerHost: 4,
+		IdleTimeout:    time.Minute,
+	}
+	t.Cleanup(conns.CloseIdle)
+	return conns
 }
 
 // upstreamError asserts that err is a *tusproto.Error of the given kind that

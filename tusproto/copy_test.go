@@ -1,4 +1,4 @@
-package proxy_test
+package tusproto_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/kinescope-tools/tusproxy/proxy"
+	"github.com/kinescope-tools/tusproxy/tusproto"
 )
 
 // Smallest and largest buffers of these tests: small enough to write
@@ -23,7 +23,7 @@ const (
 type scriptedReader struct {
 	data    []byte
 	script  []int
-	pools   *proxy.CopyPools
+	pools   *tusproto.CopyPools
 	offered []int
 	taken   []int64
 	err     error // returned once the script is done; io.EOF when nil
@@ -53,7 +53,7 @@ func TestBodyCopyPassesBytesExactly(t *testing.T) {
 	}
 	// Reads of every size from 1 byte to past the large buffer: slow and
 	// fast phases alternate, so the copy switches buffers many times.
-	pools := proxy.NewCopyPools(4<<10, 16<<10)
+	pools := tusproto.NewCopyPools(4<<10, 16<<10)
 	r := &randomReader{r: bytes.NewReader(data), rng: rng, short: 2 << 10}
 	var out bytes.Buffer
 	n, err := pools.Copy(&out, r)
@@ -109,7 +109,7 @@ func TestBodyCopySizesTheBufferToWhatIsWaiting(t *testing.T) {
 		}
 		return steps
 	}
-	grow := proxy.FillsToGrow
+	grow := tusproto.FillsToGrow
 	var steps []step
 	steps = append(steps, step{3, 8})                // a short read keeps the smallest
 	steps = append(steps, full(8, grow-1)...)        // full reads, but too few
@@ -132,7 +132,7 @@ func TestBodyCopySizesTheBufferToWhatIsWaiting(t *testing.T) {
 		total += s.n
 	}
 	data := bytes.Repeat([]byte("0123456789abcdef"), 256)
-	pools := proxy.NewCopyPools(testSmall, testLarge)
+	pools := tusproto.NewCopyPools(testSmall, testLarge)
 	r := &scriptedReader{data: data, script: script, pools: pools}
 	var out bytes.Buffer
 	n, err := pools.Copy(&out, r)
@@ -165,12 +165,12 @@ func TestBodyCopyFailures(t *testing.T) {
 	// Full reads: the copy ends holding the largest buffer.
 	var fast []int
 	for _, size := range []int{8, 16, 32} {
-		for range proxy.FillsToGrow {
+		for range tusproto.FillsToGrow {
 			fast = append(fast, size)
 		}
 	}
 	fast = append(fast, 64)
-	fastBytes := int64(proxy.FillsToGrow*(8+16+32) + 64)
+	fastBytes := int64(tusproto.FillsToGrow*(8+16+32) + 64)
 	readFailure := errors.New("client went away")
 	writeFailure := errors.New("upstream went away")
 	tests := []struct {
@@ -191,7 +191,7 @@ func TestBodyCopyFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pools := proxy.NewCopyPools(testSmall, testLarge)
+			pools := tusproto.NewCopyPools(testSmall, testLarge)
 			r := &scriptedReader{data: bytes.Repeat([]byte("x"), 1024), script: tt.script, pools: pools, err: tt.readErr}
 			n, err := pools.Copy(tt.writer, r)
 			if n != tt.wantWritten || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
