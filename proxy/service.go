@@ -49,7 +49,7 @@ type Service struct {
 	cfg       *config.Config
 	life      *upload.Lifecycle
 	patches   *tusproto.Conns // nil with a test client
-	store     state.Store // for readiness only
+	store     state.Store     // for readiness only
 	log       *slog.Logger
 	now       func() time.Time
 	proxies   proxyHeaders
