@@ -161,7 +161,7 @@ func (p *Conns) patch(ctx context.Context, u *url.URL, headers http.Header, body
 			chunks = &chunkedWriter{w: w}
 			w = chunks
 		}
-		_, err = bodyCopy(w, body, copyBuffers)
+		_, err = bodyCopy(w, body, bodyBuffers)
 		if err == nil && chunks != nil {
 			err = chunks.close()
 		}

@@ -4,38 +4,74 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// bodyCopy copies a request body r to the upstream w through a buffer from
-// pools, whose sizes double from the first to the last, sized to what each
-// read finds waiting. A fast body goes through the largest: without it the
-// transport's io.Copy copies in 32 KiB pieces, one read from the client and
-// one write upstream (a system call each) per 32 KiB, and 256 KiB pieces
+// bodyCopy copies a request body r to the upstream w through buffers from
+// c's pools, whose sizes double from the first to the last, sized to what
+// each read finds waiting. A fast body goes through the largest: without it
+// the transport's io.Copy copies in 32 KiB pieces, one read from the client
+// and one write upstream (a system call each) per 32 KiB, and 256 KiB pieces
 // made one upload in one PATCH 11% faster on loopback and 200 concurrent
-// ones 24% faster, using less CPU (BENCHMARKS.md, "What changed", 2). But
-// most uploads are slow (a browser on a few Mbit/s or less), and a slow body
-// spends its life blocked in a read, holding whatever buffer that read was
-// given: a large one for each of thousands of them would be most of the
-// process's memory, and would raise the garbage collector's goal with it
-// (issue 15). So reads start with the smallest buffer; fillsToGrow reads
-// in a row that fill their buffer (at least that much was waiting each
-// time) take one twice the size, and a read that would have fit in half of
-// it gives it back for one half the size. A backlog (what a slow client
-// sent while its PATCH was being opened, or while the process was busy)
-// thus costs about what is waiting, not the largest buffer, and only while
-// it lasts; needing several full reads keeps a slow body whose reads
-// sometimes just fill the buffer from trading buffers on every read (each
-// trade can cost an allocation once the garbage collector emptied the
-// pools).
+// ones 24% faster, using less CPU (BENCHMARKS.md, "What changed", 2).
+//
+// But most uploads are slow (a browser on a few Mbit/s or less), and a slow
+// body spends its life waiting for the client: a buffer held meanwhile is
+// memory per open upload, and raises the garbage collector's goal with it
+// (issue 15). So a copy that has caught up with its client waits holding
+// no buffer: it reads one byte into an array of its own, a read that
+// returns once the client sent something (the HTTP server's connection
+// reads what arrived into its own buffer, there anyway), and only then
+// takes the smallest buffer for the rest of what is waiting. When that byte
+// was already waiting (the read did not wait: the client is ahead), the
+// buffer is kept for the next read; fillsToGrow reads in a row that fill
+// their buffer take one twice the size, a read that would have fit in half
+// of it gives it back for one half the size, and a short read on the
+// smallest means the copy caught up again. Needing several full reads keeps
+// a body whose reads sometimes just fill the buffer from trading buffers on
+// every read (each trade can cost an allocation once the garbage collector
+// emptied the pools).
 //
 // Only Read and Write are called, so that io.Copy's shortcuts (ReadFrom,
 // WriteTo) can neither recurse nor let r bypass the buffer.
-func bodyCopy(w io.Writer, r io.Reader, pools []bufferPool) (written int64, err error) {
+func bodyCopy(w io.Writer, r io.Reader, c *copyBuffers) (written int64, err error) {
+	pools := c.pools
 	level, fills := 0, 0
-	buf := pools[level].get()
-	defer func() { pools[level].put(buf) }()
+	var buf *[]byte // nil while waiting for the client
+	defer func() {
+		if buf != nil {
+			pools[level].put(buf)
+		}
+	}()
 	for {
-		n, readErr := r.Read(*buf)
+		var n int
+		var readErr error
+		caughtUp := false // the read waited for the client
+		if buf == nil {
+			var first [1]byte
+			began := c.now()
+			n, readErr = r.Read(first[:])
+			if n == 0 {
+				if readErr == io.EOF {
+					return written, nil
+				}
+				if readErr != nil {
+					return written, readErr
+				}
+				continue
+			}
+			caughtUp = c.now().Sub(began) >= waited
+			buf = pools[0].get()
+			(*buf)[0] = first[0]
+			if readErr == nil {
+				var m int
+				m, readErr = r.Read((*buf)[1:])
+				n += m
+			}
+		} else {
+			n, readErr = r.Read(*buf)
+			caughtUp = n < len(*buf) && level == 0
+		}
 		if n > 0 {
 			m, writeErr := w.Write((*buf)[:n])
 			written += int64(m)
@@ -51,6 +87,11 @@ func bodyCopy(w io.Writer, r io.Reader, pools []bufferPool) (written int64, err 
 		}
 		if readErr != nil {
 			return written, readErr
+		}
+		if caughtUp && level == 0 {
+			pools[0].put(buf)
+			buf, fills = nil, 0
+			continue
 		}
 		next := level
 		switch {
@@ -71,11 +112,22 @@ func bodyCopy(w io.Writer, r io.Reader, pools []bufferPool) (written int64, err 
 	}
 }
 
+// waited is how long a read must take for bodyCopy to take it that the
+// client had sent nothing yet: a read of bytes already there returns in
+// microseconds, without the goroutine being parked and woken.
+const waited = 100 * time.Microsecond
+
+// copyBuffers are the pools bodyCopy takes buffers from, and its clock.
+type copyBuffers struct {
+	pools []bufferPool
+	now   func() time.Time
+}
+
 // The smallest and the largest of the buffers request bodies are copied
-// through on their way upstream; one is in use per PATCH streaming. 8 KiB
-// holds what a slow client sends between two reads (16 KiB/s arrives in
-// pieces of a few KiB) for 8 KiB per upload held open; 256 KiB is the size
-// measured best for fast bodies (see bodyCopy).
+// through on their way upstream; a PATCH holds one while bytes move, none
+// while it waits for a slow client. 8 KiB takes what a slow client sent
+// since the last read (16 KiB/s arrives in pieces of a few KiB) in one read;
+// 256 KiB is the size measured best for fast bodies (see bodyCopy).
 const (
 	smallestCopyBuffer = 8 << 10
 	largestCopyBuffer  = 256 << 10
@@ -85,7 +137,7 @@ const (
 	fillsToGrow = 4
 )
 
-var copyBuffers = newBufferPools(smallestCopyBuffer, largestCopyBuffer)
+var bodyBuffers = &copyBuffers{pools: newBufferPools(smallestCopyBuffer, largestCopyBuffer), now: time.Now}
 
 // newBufferPools makes pools of buffers whose sizes double from smallest to
 // largest.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/kinescope-tools/tusproxy/tusproto"
 )
@@ -17,12 +19,23 @@ const (
 	testLarge = 64
 )
 
-// scriptedReader returns, for each Read, the next count of its script (at
-// most len(p)) from data, and records the length of every p it was offered
-// and how many buffers were taken at that moment.
+// arrival is what a client sends at once: n bytes, which the copy finds
+// waiting (wait false) or waits for (wait true: the clock moves on by a
+// second while the read blocks).
+type arrival struct {
+	n    int
+	wait bool
+}
+
+// scriptedReader serves data as its script of arrivals says, as a server
+// connection's buffered reader does: a read returns what arrived and was
+// not read yet, at most len(p), and blocks for the next arrival only when
+// nothing is left. It records the length of every p it was offered and how
+// many buffers were taken at that moment.
 type scriptedReader struct {
 	data    []byte
-	script  []int
+	script  []arrival
+	waiting int // bytes arrived and not read yet
 	pools   *tusproto.CopyPools
 	offered []int
 	taken   []int64
@@ -32,16 +45,24 @@ type scriptedReader struct {
 func (r *scriptedReader) Read(p []byte) (int, error) {
 	r.offered = append(r.offered, len(p))
 	r.taken = append(r.taken, sum(r.pools.Out()))
-	if len(r.script) == 0 {
-		if r.err != nil {
-			return 0, r.err
+	if r.waiting == 0 {
+		if len(r.script) == 0 {
+			if r.err != nil {
+				return 0, r.err
+			}
+			return 0, io.EOF
 		}
-		return 0, io.EOF
+		next := r.script[0]
+		r.script = r.script[1:]
+		r.waiting = next.n
+		if next.wait {
+			r.pools.Advance(time.Second)
+		}
 	}
-	n := min(r.script[0], len(p), len(r.data))
-	r.script = r.script[1:]
+	n := min(r.waiting, len(p), len(r.data))
 	copy(p, r.data[:n])
 	r.data = r.data[n:]
+	r.waiting -= n
 	return n, nil
 }
 
@@ -99,37 +120,46 @@ func (r *randomReader) Read(p []byte) (int, error) {
 }
 
 func TestBodyCopySizesTheBufferToWhatIsWaiting(t *testing.T) {
-	// Buffers of 8, 16, 32 and 64 bytes. Each step: what the read returns,
-	// and the size of the buffer it is offered.
-	type step struct{ n, offered int }
-	full := func(size, reads int) []step { // reads filling a buffer of size
-		steps := make([]step, reads)
+	// Buffers of 8, 16, 32 and 64 bytes. Each step: the size of the buffer
+	// a read is offered, and how many buffers are taken meanwhile.
+	type read struct {
+		offered int
+		taken   int64
+	}
+	full := func(size, reads int) []read { // reads filling a buffer of size
+		steps := make([]read, reads)
 		for i := range steps {
-			steps[i] = step{size, size}
+			steps[i] = read{size, 1}
 		}
 		return steps
 	}
 	grow := tusproto.FillsToGrow
-	var steps []step
-	steps = append(steps, step{3, 8})                // a short read keeps the smallest
-	steps = append(steps, full(8, grow-1)...)        // full reads, but too few
-	steps = append(steps, step{5, 8})                // and the count starts again
-	steps = append(steps, full(8, grow)...)          // enough full reads in a row double it
-	steps = append(steps, step{9, 16}, step{16, 16}) // more than half: kept, and the count starts again
-	steps = append(steps, full(16, grow-1)...)
-	steps = append(steps, full(32, grow)...)
-	steps = append(steps, full(64, grow+1)...) // full at the largest: kept
-	steps = append(steps, step{33, 64})
-	steps = append(steps, step{32, 64}) // would have fit in half: halved
-	steps = append(steps, step{3, 32})  // one size at a time
-	steps = append(steps, step{3, 16})
-	steps = append(steps, step{3, 8})
-	steps = append(steps, step{2, 8})
-	var script []int
+	wait := read{1, 0} // a one-byte read waiting for the client, no buffer taken
+	script := []arrival{
+		{3, true}, {5, true}, // a slow client
+		// A client ahead of the copy: the buffer doubles every grow full
+		// reads up to the largest, which stays while reads fill it.
+		{(8+16+32)*grow + 64*2 + 10, false},
+		{20, true}, {3, true}, {3, true}, {3, true}, // slow again
+		{4, true},
+	}
+	var want []read
+	want = append(want, wait, read{7, 1}) // the rest of the 3 bytes, then given back
+	want = append(want, wait, read{7, 1})
+	want = append(want, wait, read{7, 1})         // nothing waited for: the buffer is kept
+	want = append(want, full(8, grow-1)...)       // and 8 bytes read in all: grow full reads
+	want = append(want, full(16, grow)...)        // double it
+	want = append(want, full(32, grow)...)        //
+	want = append(want, full(64, 2)...)           // the largest is kept
+	want = append(want, read{64, 1})              // 10 bytes, which would fit in 32
+	want = append(want, read{32, 1})              // 20, more than half: kept
+	want = append(want, read{32, 1}, read{16, 1}) // one size down at a time
+	want = append(want, read{8, 1})               // a short read on the smallest: caught up
+	want = append(want, wait, read{7, 1})
+	want = append(want, wait) // the end
 	total := 0
-	for _, s := range steps {
-		script = append(script, s.n)
-		total += s.n
+	for _, a := range script {
+		total += a.n
 	}
 	data := bytes.Repeat([]byte("0123456789abcdef"), 256)
 	pools := tusproto.NewCopyPools(testSmall, testLarge)
@@ -142,11 +172,12 @@ func TestBodyCopySizesTheBufferToWhatIsWaiting(t *testing.T) {
 	if n != int64(total) || !bytes.Equal(out.Bytes(), data[:total]) {
 		t.Fatalf("copied %d bytes (%q); want the first %d of the data", n, out.Bytes(), total)
 	}
-	for i, s := range steps {
-		if r.offered[i] != s.offered || r.taken[i] != 1 {
-			t.Fatalf("read %d: offered %d bytes with %d buffers taken; want %d with 1\noffered %v",
-				i, r.offered[i], r.taken[i], s.offered, r.offered)
-		}
+	var got []read
+	for i := range r.offered {
+		got = append(got, read{r.offered[i], r.taken[i]})
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("reads (offered, buffers taken):\n got %v\nwant %v", got, want)
 	}
 	if out := pools.Out(); sum(out) != 0 {
 		t.Fatalf("buffers not given back, by size: %v", out)
@@ -162,32 +193,29 @@ func sum(counts []int64) int64 {
 }
 
 func TestBodyCopyFailures(t *testing.T) {
-	// Full reads: the copy ends holding the largest buffer.
-	var fast []int
-	for _, size := range []int{8, 16, 32} {
-		for range tusproto.FillsToGrow {
-			fast = append(fast, size)
-		}
-	}
-	fast = append(fast, 64)
+	// A client ahead of the copy: it ends holding the largest buffer, after
+	// 13 writes (8 bytes, then grow-1 of 8, grow of 16 and of 32, and 64).
 	fastBytes := int64(tusproto.FillsToGrow*(8+16+32) + 64)
+	fast := []arrival{{int(fastBytes), false}}
+	fastWrites := tusproto.FillsToGrow*3 + 1
+	slow := []arrival{{3, true}, {5, true}}
 	readFailure := errors.New("client went away")
 	writeFailure := errors.New("upstream went away")
 	tests := []struct {
 		name        string
-		script      []int
+		script      []arrival
 		readErr     error // after the script
 		writer      io.Writer
 		wantWritten int64
 		wantErr     error
 	}{
-		{"EOF after a slow body", []int{3, 5}, nil, &bytes.Buffer{}, 8, nil},
-		{"read error on the small buffer", []int{3}, readFailure, &bytes.Buffer{}, 3, readFailure},
+		{"EOF after a slow body", slow, nil, &bytes.Buffer{}, 8, nil},
+		{"read error while waiting", slow[:1], readFailure, &bytes.Buffer{}, 3, readFailure},
 		{"read error on the large buffer", fast, readFailure, &bytes.Buffer{}, fastBytes, readFailure},
-		{"write error", []int{3, 5}, nil, &failingWriter{after: 1, err: writeFailure}, 3, writeFailure},
-		{"write error on the large buffer", fast, nil, &failingWriter{after: len(fast) - 1, err: writeFailure},
+		{"write error", slow, nil, &failingWriter{after: 1, err: writeFailure}, 3, writeFailure},
+		{"write error on the large buffer", fast, nil, &failingWriter{after: fastWrites - 1, err: writeFailure},
 			fastBytes - 64, writeFailure},
-		{"short write", []int{3, 5}, nil, &failingWriter{after: 1, short: true}, 4, io.ErrShortWrite},
+		{"short write", slow, nil, &failingWriter{after: 1, short: true}, 4, io.ErrShortWrite},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
