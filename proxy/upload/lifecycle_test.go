@@ -283,3 +283,63 @@ func TestCreateStoresWhatTheCreationSaid(t *testing.T) {
 	defer events.mu.Unlock()
 	check("Created event", events.events[0].Upload)
 }
+
+// An offset query marks the record even when the record changed while it
+// waited for the lock: a PATCH that read the record after that change, and
+// waits behind the query, must find it changed again once the offset is
+// answered (on another replica, UpdatedAt is all it can compare).
+func TestOffsetMarksTheRecordWrittenWhileItWaited(t *testing.T) {
+	l, rec, _, _ := newLifecycle(t, upload.Config{LockWait: 10 * time.Second})
+	id := create(t, l, 10).ID
+	if _, err := write(t, l, id, 0, []byte("0123")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	asked := make(chan struct{}, 1)
+	holder, err := l.Open(ctx, id, nil, func() {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		st  upload.Status
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		h, err := l.Open(ctx, id, nil, func() {})
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer h.Close()
+		st, err := h.Offset(ctx)
+		done <- result{st, err}
+	}()
+	<-asked // the query has read the record and waits for the lock
+	// The holder records its progress before it lets go.
+	written, err := rec.store.Update(ctx, id, func(r *state.Record) error {
+		r.UpdatedAt = r.UpdatedAt.Add(time.Second)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder.Close()
+	res := <-done
+	if res.err != nil || res.st.Record.Offset != 4 {
+		t.Fatalf("Offset = %d, %v; want 4, nil", res.st.Record.Offset, res.err)
+	}
+	after, err := rec.store.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.UpdatedAt.After(written.UpdatedAt) {
+		t.Errorf("UpdatedAt %v after the offset was answered, not later than the holder's write at %v",
+			after.UpdatedAt, written.UpdatedAt)
+	}
+}

@@ -177,10 +177,13 @@ func (h *Handle) Offset(ctx context.Context) (Status, error) {
 		}
 		h.l.log.Warn("answering HEAD from the record", slog.String("upload_id", h.rec.ID), slog.Int64("offset", h.rec.Offset))
 	}
-	if synced.UpdatedAt.Equal(h.seen) {
-		// Nothing was written: mark the record all the same, so a PATCH
-		// that arrived before this answer and waits for the lock finds it
-		// changed and does not move the offset just answered (see Write).
+	if synced.UpdatedAt.Equal(h.rec.UpdatedAt) {
+		// This query wrote nothing: mark the record all the same, so a
+		// PATCH that arrived before this answer and waits for the lock
+		// finds it changed and does not move the offset just answered (see
+		// Write). Compared with the record read under the lock, not with
+		// what this query saw before it: a write in between (the holder's
+		// last progress) is already what such a PATCH may have read.
 		synced = h.l.settled(ctx, synced)
 	}
 	h.l.settles.mark(h.rec.ID)
