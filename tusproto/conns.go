@@ -139,7 +139,7 @@ type exchange struct {
 // size != 0: size bytes (body stops there by itself), or chunked to its
 // end when size < 0. It returns the answer, or the first error: of body's
 // Read as it is (the caller tells it by its own record of the reader),
-// otherwise of the connection. The exchange must be finished with done.
+// otherwise of the connection. The caller finishes the exchange (finish).
 func (p *Conns) patch(ctx context.Context, u *url.URL, headers http.Header, body io.Reader, size int64) (*exchange, error) {
 	key, addr, err := connKey(u)
 	if err != nil {
