@@ -21,22 +21,25 @@ import (
 // (issue 15). So a copy that has caught up with its client waits holding
 // no buffer: it reads one byte into an array of its own, a read that
 // returns once the client sent something (the HTTP server's connection
-// reads what arrived into its own buffer, there anyway), and only then
-// takes the smallest buffer for the rest of what is waiting. When that byte
-// was already waiting (the read did not wait: the client is ahead), the
-// buffer is kept for the next read; fillsToGrow reads in a row that fill
-// their buffer take one twice the size, a read that would have fit in half
-// of it gives it back for one half the size, and a short read on the
-// smallest means the copy caught up again. Needing several full reads keeps
-// a body whose reads sometimes just fill the buffer from trading buffers on
-// every read (each trade can cost an allocation once the garbage collector
-// emptied the pools).
+// reads what arrived, at most its 4 KiB, into its own buffer, there
+// anyway), and only then takes the smallest buffer for the rest of what is
+// waiting, and gives it back. Once fillsToGrow such one-byte reads in a row
+// found their byte already waiting (they did not wait: the client is
+// ahead; one alone may be the second half of what a slow client sent at
+// once), the buffer is kept and read into directly: fillsToGrow reads in a
+// row that fill their buffer take one twice the size, a read that would
+// have fit in half of it gives it back for one half the size, and a short
+// read on the smallest means the copy caught up again. Needing several
+// reads in a row keeps a body that is sometimes ahead from trading buffers
+// on every read (each trade can cost an allocation once the garbage
+// collector emptied the pools).
 //
 // Only Read and Write are called, so that io.Copy's shortcuts (ReadFrom,
 // WriteTo) can neither recurse nor let r bypass the buffer.
 func bodyCopy(w io.Writer, r io.Reader, c *copyBuffers) (written int64, err error) {
 	pools := c.pools
 	level, fills := 0, 0
+	ahead := 0      // one-byte reads in a row that found their byte waiting
 	var buf *[]byte // nil while waiting for the client
 	defer func() {
 		if buf != nil {
@@ -46,7 +49,7 @@ func bodyCopy(w io.Writer, r io.Reader, c *copyBuffers) (written int64, err erro
 	for {
 		var n int
 		var readErr error
-		caughtUp := false // the read waited for the client
+		caughtUp := false // the copy has read what the client sent so far
 		if buf == nil {
 			var first [1]byte
 			began := c.now()
@@ -60,7 +63,12 @@ func bodyCopy(w io.Writer, r io.Reader, c *copyBuffers) (written int64, err erro
 				}
 				continue
 			}
-			caughtUp = c.now().Sub(began) >= waited
+			if c.now().Sub(began) >= waited {
+				ahead = 0
+			} else {
+				ahead++
+			}
+			caughtUp = ahead < fillsToGrow
 			buf = pools[0].get()
 			(*buf)[0] = first[0]
 			if readErr == nil {
@@ -70,7 +78,9 @@ func bodyCopy(w io.Writer, r io.Reader, c *copyBuffers) (written int64, err erro
 			}
 		} else {
 			n, readErr = r.Read(*buf)
-			caughtUp = n < len(*buf) && level == 0
+			if caughtUp = n < len(*buf) && level == 0; caughtUp {
+				ahead = 0
+			}
 		}
 		if n > 0 {
 			m, writeErr := w.Write((*buf)[:n])

@@ -136,17 +136,25 @@ func TestBodyCopySizesTheBufferToWhatIsWaiting(t *testing.T) {
 	grow := tusproto.FillsToGrow
 	wait := read{1, 0} // a one-byte read waiting for the client, no buffer taken
 	script := []arrival{
-		{3, true}, {5, true}, // a slow client
-		// A client ahead of the copy: the buffer doubles every grow full
-		// reads up to the largest, which stays while reads fill it.
-		{(8+16+32)*grow + 64*2 + 10, false},
+		// A slow client, whose writes sometimes arrive in two pieces: the
+		// second is waiting when the copy looks, which is not being ahead.
+		{3, true}, {5, false}, {3, true}, {5, false},
+		{3, true}, {5, true},
+		// A client ahead of the copy: after grow one-byte reads in a row
+		// that found their byte waiting, the buffer is kept and doubles
+		// every grow full reads up to the largest, which stays while reads
+		// fill it.
+		{8*grow + 8*(grow-1) + (16+32)*grow + 64*2 + 10, false},
 		{20, true}, {3, true}, {3, true}, {3, true}, // slow again
 		{4, true},
 	}
 	var want []read
-	want = append(want, wait, read{7, 1}) // the rest of the 3 bytes, then given back
-	want = append(want, wait, read{7, 1})
-	want = append(want, wait, read{7, 1})         // nothing waited for: the buffer is kept
+	for range 6 {
+		want = append(want, wait, read{7, 1}) // the rest of what arrived, then given back
+	}
+	for range grow {
+		want = append(want, wait, read{7, 1}) // the last of these keeps the buffer
+	}
 	want = append(want, full(8, grow-1)...)       // and 8 bytes read in all: grow full reads
 	want = append(want, full(16, grow)...)        // double it
 	want = append(want, full(32, grow)...)        //
@@ -194,10 +202,12 @@ func sum(counts []int64) int64 {
 
 func TestBodyCopyFailures(t *testing.T) {
 	// A client ahead of the copy: it ends holding the largest buffer, after
-	// 13 writes (8 bytes, then grow-1 of 8, grow of 16 and of 32, and 64).
-	fastBytes := int64(tusproto.FillsToGrow*(8+16+32) + 64)
+	// 4×grow writes (grow of 8 bytes after a one-byte read, then grow-1 of
+	// 8, grow of 16 and of 32, and 64).
+	grow := tusproto.FillsToGrow
+	fastBytes := int64(8*grow + 8*(grow-1) + (16+32)*grow + 64)
 	fast := []arrival{{int(fastBytes), false}}
-	fastWrites := tusproto.FillsToGrow*3 + 1
+	fastWrites := 4 * grow
 	slow := []arrival{{3, true}, {5, true}}
 	readFailure := errors.New("client went away")
 	writeFailure := errors.New("upstream went away")
