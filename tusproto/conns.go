@@ -125,10 +125,15 @@ func (p *Conns) put(key string, conn net.Conn) {
 type exchange struct {
 	resp  *http.Response
 	conns *Conns
-	key   string
-	conn  net.Conn
-	br    *bufio.Reader
-	stop  func() bool // stops closing conn when the context ends
+	ctx   context.Context
+	key   string // of the kept connections
+	// scheme, addr and head are what open needs to take the connection
+	// and send the request's head.
+	scheme, addr string
+	head         []byte
+	conn         net.Conn // nil until the head is sent
+	br           *bufio.Reader
+	stop         func() bool // stops closing conn when the context ends
 	// reusable: the whole request went out and the answer is the one
 	// expected for it, so the connection may carry another once the
 	// answer's body is read.
@@ -145,17 +150,10 @@ func (p *Conns) patch(ctx context.Context, u *url.URL, headers http.Header, body
 	if err != nil {
 		return nil, err
 	}
-	head := requestHead(http.MethodPatch, u, headers, size)
-	conn, err := p.connect(ctx, key, u.Scheme, addr, head)
-	if err != nil {
-		return nil, err
-	}
-	x := &exchange{conns: p, key: key, conn: conn}
-	// A context that ends closes the connection: whatever it is blocked
-	// in (a write, the answer) returns at once.
-	x.stop = context.AfterFunc(ctx, func() { conn.Close() })
+	x := &exchange{conns: p, ctx: ctx, key: key, scheme: u.Scheme, addr: addr,
+		head: requestHead(http.MethodPatch, u, headers, size)}
 	if size != 0 {
-		var w io.Writer = connWriter{conn}
+		var w io.Writer = x
 		var chunks *chunkedWriter
 		if size < 0 {
 			chunks = &chunkedWriter{w: w}
@@ -169,7 +167,7 @@ func (p *Conns) patch(ctx context.Context, u *url.URL, headers http.Header, body
 			var write *writeError
 			if !errors.As(err, &write) {
 				x.finish()
-				return nil, err // the body's: nothing is worth reading
+				return nil, err // the body's or the dial's: nothing is worth reading
 			}
 			// The upstream may have refused the body with an answer.
 			if x.read(ctx, earlyAnswerWait) == nil {
@@ -179,12 +177,49 @@ func (p *Conns) patch(ctx context.Context, u *url.URL, headers http.Header, body
 			return nil, contextError(ctx, write.err)
 		}
 	}
+	if x.conn == nil { // no body, or one that ended before its first byte
+		if err := x.open(nil); err != nil {
+			return nil, err
+		}
+	}
 	if err := x.read(ctx, p.AnswerTimeout); err != nil {
 		x.finish()
 		return nil, contextError(ctx, err)
 	}
 	x.reusable = true
 	return x, nil
+}
+
+// Write sends p on the exchange's connection. The first Write takes the
+// connection (a kept one or a new one) and sends the request's head with
+// p: nothing reaches the upstream before the client's first bytes, so an
+// upstream that bounds how long it waits for a body does not give up on a
+// client slow to start (the transport did the same: its buffer held the
+// head until the body's first read), and a client that sends nothing
+// costs no upstream connection.
+func (x *exchange) Write(p []byte) (int, error) {
+	if x.conn == nil {
+		if err := x.open(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return connWriter{x.conn}.Write(p)
+}
+
+// open takes a connection for the exchange and sends the head and first on
+// it. Its errors are the dial's, not writeErrors: no answer is worth
+// waiting for on a connection that never got the request.
+func (x *exchange) open(first []byte) error {
+	conn, err := x.conns.connect(x.ctx, x.key, x.scheme, x.addr, append(x.head, first...))
+	if err != nil {
+		return err
+	}
+	x.conn = conn
+	// A context that ends closes the connection: whatever it is blocked
+	// in (a write, the answer) returns at once.
+	x.stop = context.AfterFunc(x.ctx, func() { conn.Close() })
+	return nil
 }
 
 // connect returns a connection on which head is written: a kept one, or,
@@ -255,6 +290,9 @@ func (x *exchange) read(ctx context.Context, timeout time.Duration) error {
 // connection for another request when the exchange ended cleanly, or
 // closes it.
 func (x *exchange) finish() {
+	if x.conn == nil {
+		return // nothing was sent
+	}
 	reuse := x.reusable && x.resp != nil && !x.resp.Close
 	if x.resp != nil {
 		n, err := io.Copy(io.Discard, io.LimitReader(x.resp.Body, maxDrain+1))

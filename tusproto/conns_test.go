@@ -141,3 +141,48 @@ func TestConnsRefuseOtherSchemes(t *testing.T) {
 	_, err := newClient(t).Patch(context.Background(), endpoint, 0, strings.NewReader("x"), 1)
 	upstreamError(t, err, tusproto.KindNetwork, endpoint)
 }
+
+// gatedReader blocks its first Read until open is closed.
+type gatedReader struct {
+	open chan struct{}
+	r    io.Reader
+	once atomic.Bool
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	if g.once.CompareAndSwap(false, true) {
+		<-g.open
+	}
+	return g.r.Read(p)
+}
+
+func TestConnsSendNothingBeforeTheBody(t *testing.T) {
+	up := newUnstartedUpstream(t)
+	opened := countConns(up)
+	up.server.Start()
+	client := newClient(t)
+	endpoint := up.create(t, 4)
+	opened.Store(0) // the creation's, on another client
+
+	body := &gatedReader{open: make(chan struct{}), r: strings.NewReader("abcd")}
+	done := make(chan error, 1)
+	go func() {
+		_, err := client.Patch(context.Background(), endpoint, 0, body, 4)
+		done <- err
+	}()
+	// A client slow to start costs no upstream connection: an upstream
+	// bounding its wait for a body would otherwise give up on it. (Waiting
+	// longer could only miss an early connection, never invent one.)
+	time.Sleep(100 * time.Millisecond)
+	if n := opened.Load(); n != 0 {
+		t.Errorf("%d upstream connections opened before the body's first byte", n)
+	}
+	close(body.open)
+	if err := <-done; err != nil {
+		t.Fatalf("Patch: %v", err)
+	}
+	up.awaitPatch(t)
+	if stored := up.stored(t, endpoint); string(stored) != "abcd" {
+		t.Errorf("upstream holds %q, want abcd", stored)
+	}
+}
