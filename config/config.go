@@ -249,10 +249,10 @@ type Config struct {
 	// file descriptors held; 0 means unlimited. Must be >= 0. Default 10000:
 	// most uploads are slow (browsers on a few Mbit/s or less), so a server
 	// holds many at once, and a slow PATCH in flight costs about 60 KiB of
-	// resident memory, 110 KiB with a TLS upstream (one goroutine's stack,
+	// resident memory, 80 KiB with a TLS upstream (one goroutine's stack,
 	// net/http's connection buffers, the request's state, the upstream's TLS
 	// state; issue 15) and two file descriptors (the client's connection
-	// and Kinescope's). 10000 is thus 0.6-1.3 GiB and 20000 descriptors: the
+	// and Kinescope's). 10000 is thus 0.6-0.8 GiB and 20000 descriptors: the
 	// process raises its soft RLIMIT_NOFILE to the hard one at start (Go does
 	// on Linux), so the hard limit must allow that (README, "Running it for
 	// real"). A PATCH whose client sends fast takes a 256 KiB buffer more

@@ -502,8 +502,8 @@ var allSettings = []*setting{
 
 		func(c *Config) *int { return &c.MaxPatchesPerIP }),
 	countSetting(nameMaxInFlight, "uploads with a PATCH in flight at once in the whole process (503 above); 0 = unlimited. "+
-		"The default, 10000, is what 0.6-1.3 GiB of memory and 20000 open files hold: a slow upload in flight costs about "+
-		"60 KiB (110 KiB with a TLS upstream) and two connections", "10000",
+		"The default, 10000, is what 0.6-0.8 GiB of memory and 20000 open files hold: a slow upload in flight costs about "+
+		"60 KiB (80 KiB with a TLS upstream) and two connections", "10000",
 		func(c *Config) *int { return &c.MaxInFlight }),
 	{
 		name: nameEmulatorListen, arg: "host:port", used: forDev | forEmulator,
