@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"sync"
@@ -154,14 +155,18 @@ func (p *Conns) patch(ctx context.Context, u *url.URL, headers http.Header, body
 		head: requestHead(http.MethodPatch, u, headers, size)}
 	if size != 0 {
 		var w io.Writer = x
-		var chunks *chunkedWriter
+		var chunks io.WriteCloser
 		if size < 0 {
-			chunks = &chunkedWriter{w: w}
+			chunks = httputil.NewChunkedWriter(x)
 			w = chunks
 		}
 		_, err = bodyCopy(w, body, bodyBuffers)
 		if err == nil && chunks != nil {
-			err = chunks.close()
+			// The last chunk, then the empty trailer's CRLF, which the
+			// chunked writer leaves to its caller.
+			if err = chunks.Close(); err == nil {
+				_, err = io.WriteString(x, "\r\n")
+			}
 		}
 		if err != nil {
 			var write *writeError
@@ -390,26 +395,3 @@ type writeError struct{ err error }
 
 func (e *writeError) Error() string { return e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
-
-// chunkedWriter writes what it is given as chunks of the chunked transfer
-// coding (RFC 9112, 7.1).
-type chunkedWriter struct{ w io.Writer }
-
-func (c *chunkedWriter) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	var size [20]byte
-	line := append(strconv.AppendInt(size[:0], int64(len(p)), 16), "\r\n"...)
-	bufs := net.Buffers{line, p, []byte("\r\n")}
-	if _, err := bufs.WriteTo(c.w); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// close writes the last chunk and the empty trailer.
-func (c *chunkedWriter) close() error {
-	_, err := io.WriteString(c.w, "0\r\n\r\n")
-	return err
-}
